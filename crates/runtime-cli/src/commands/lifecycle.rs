@@ -1,0 +1,324 @@
+//! `create`, `start`, `run`, `state`, `list`, `kill`, `delete`, `pause`, `resume`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, bail};
+use capsa_runtime::CreateOptions;
+use capsa_runtime::container::exit_code;
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+use super::Context;
+use crate::commands::tty;
+
+/// A lone container id.
+#[derive(clap::Args, Debug)]
+pub struct IdArg {
+    /// The container's id
+    pub id: String,
+}
+
+/// Flags shared by `create` and `run`.
+#[derive(clap::Args, Debug)]
+pub struct CreateFlags {
+    /// Path to the bundle (the directory holding config.json)
+    #[arg(short, long, value_name = "DIR", default_value = ".")]
+    bundle: PathBuf,
+    /// File to write the container process's pid to
+    #[arg(long, value_name = "FILE")]
+    pid_file: Option<PathBuf>,
+    /// Unix socket that receives the pty master when process.terminal is set
+    #[arg(long, value_name = "SOCKET")]
+    console_socket: Option<PathBuf>,
+    /// Use MS_MOVE and chroot instead of pivot_root (for ramdisk roots)
+    #[arg(long)]
+    no_pivot: bool,
+    /// Do not create a new session keyring for the container
+    #[arg(long)]
+    no_new_keyring: bool,
+    /// Pass N more descriptors (3, 4, ...) to the container's process
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    preserve_fds: u32,
+    /// The container's id
+    id: String,
+}
+
+impl CreateFlags {
+    fn options(&self) -> CreateOptions {
+        CreateOptions {
+            id: self.id.clone(),
+            bundle: self.bundle.clone(),
+            pid_file: self.pid_file.clone(),
+            console_socket: self.console_socket.clone(),
+            no_pivot: self.no_pivot,
+            no_new_keyring: self.no_new_keyring,
+            preserve_fds: self.preserve_fds,
+        }
+    }
+}
+
+/// Arguments of `create`.
+#[derive(clap::Args, Debug)]
+pub struct CreateArgs {
+    #[command(flatten)]
+    flags: CreateFlags,
+}
+
+/// Arguments of `run`.
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    flags: CreateFlags,
+    /// Return once the container has started instead of waiting for it
+    #[arg(short, long)]
+    detach: bool,
+    /// Keep the container's state after it exits (default: delete it)
+    #[arg(long)]
+    keep: bool,
+    /// Do not make this process a subreaper for the container's orphans
+    #[arg(long)]
+    no_subreaper: bool,
+}
+
+/// Arguments of `list`.
+#[derive(clap::Args, Debug)]
+pub struct ListArgs {
+    /// Output format: table or json
+    #[arg(short, long, default_value = "table", value_parser = ["table", "json"])]
+    format: String,
+    /// Print only the container ids
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+/// Arguments of `kill`.
+#[derive(clap::Args, Debug)]
+pub struct KillArgs {
+    /// Send the signal to every process in the container
+    #[arg(short, long)]
+    all: bool,
+    /// The container's id
+    id: String,
+    /// The signal, by name (KILL, SIGKILL) or number
+    #[arg(default_value = "SIGTERM")]
+    signal: String,
+}
+
+/// Arguments of `delete`.
+#[derive(clap::Args, Debug)]
+pub struct DeleteArgs {
+    /// Kill the container first if it is still running
+    #[arg(short, long)]
+    force: bool,
+    /// The container's id
+    id: String,
+}
+
+/// `create`.
+pub fn create(ctx: &Context, args: CreateArgs) -> anyhow::Result<u8> {
+    ctx.runtime()?.create(&args.flags.options())?;
+    Ok(0)
+}
+
+/// `start`.
+pub fn start(ctx: &Context, args: IdArg) -> anyhow::Result<u8> {
+    ctx.runtime()?.start(&args.id)?;
+    Ok(0)
+}
+
+/// `run`: create and start; unless detached, forward signals to the
+/// container, wait for it, delete it (unless `--keep`) and return its status.
+pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<u8> {
+    let rt = ctx.runtime()?;
+    if args.detach && args.flags.console_socket.is_none() {
+        // A detached container with a terminal needs someone to hold the pty.
+        let (spec, _) = capsa_runtime::spec::load(&args.flags.bundle)?;
+        if spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.terminal())
+            .unwrap_or(false)
+        {
+            bail!("run --detach with process.terminal set needs --console-socket");
+        }
+    }
+    // Block the signals we forward before the container exists, so none is
+    // lost; the container's process unblocks them before exec.
+    let forwarded = forwarded_signals();
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&forwarded), None).context("sigprocmask")?;
+    if !args.detach && !args.no_subreaper {
+        let _ = nix::sys::prctl::set_child_subreaper(true);
+    }
+    let mut created = rt.create_attached(&args.flags.options())?;
+    let pid = created.pid();
+    let id = created.id().to_string();
+    let pty = created.pty_master.take();
+    if let Err(e) = rt.start_attached(&mut created) {
+        let _ = rt.delete(&id, true);
+        return Err(e.into());
+    }
+    if args.detach {
+        return Ok(0);
+    }
+    let proxy = match pty {
+        Some(master) => Some(tty::Proxy::start(master)?),
+        None => None,
+    };
+    let status = wait_forwarding(pid, &forwarded, proxy.as_ref());
+    if let Some(p) = proxy {
+        p.finish();
+    }
+    if !args.keep
+        && let Err(e) = rt.delete(&id, true)
+    {
+        tracing::warn!("deleting {id}: {e}");
+    }
+    Ok(status? as u8)
+}
+
+/// The signals `run` forwards to the container (all but the ones that
+/// cannot be caught and the synchronous ones).
+fn forwarded_signals() -> SigSet {
+    let mut set = SigSet::all();
+    for s in [
+        Signal::SIGKILL,
+        Signal::SIGSTOP,
+        Signal::SIGSEGV,
+        Signal::SIGBUS,
+        Signal::SIGILL,
+        Signal::SIGFPE,
+        Signal::SIGTRAP,
+    ] {
+        set.remove(s);
+    }
+    set
+}
+
+/// Waits for the container's init process, forwarding every other signal
+/// this process receives to it; returns its exit code.
+fn wait_forwarding(pid: Pid, set: &SigSet, proxy: Option<&tty::Proxy>) -> anyhow::Result<i32> {
+    loop {
+        let sig = set.wait().context("sigwait")?;
+        match sig {
+            Signal::SIGCHLD => loop {
+                match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                    Ok(WaitStatus::StillAlive) => break,
+                    Ok(st @ (WaitStatus::Exited(p, _) | WaitStatus::Signaled(p, _, _))) => {
+                        if p == pid {
+                            return Ok(exit_code(st).unwrap_or(255));
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(nix::errno::Errno::ECHILD) => {
+                        bail!("the container's process {pid} is gone and was not reaped here")
+                    }
+                    Err(nix::errno::Errno::EINTR) => {}
+                    Err(e) => bail!("waitpid: {e}"),
+                }
+            },
+            Signal::SIGWINCH if proxy.is_some() => {
+                if let Some(p) = proxy {
+                    p.resize();
+                }
+            }
+            other => {
+                let _ = nix::sys::signal::kill(pid, other);
+            }
+        }
+    }
+}
+
+/// `state`: the runtime-spec state JSON.
+pub fn state(ctx: &Context, args: IdArg) -> anyhow::Result<u8> {
+    let info = ctx.runtime()?.info(&args.id)?;
+    println!("{}", serde_json::to_string_pretty(&info.oci_state())?);
+    Ok(0)
+}
+
+/// `list`.
+pub fn list(ctx: &Context, args: ListArgs) -> anyhow::Result<u8> {
+    let all = ctx.runtime()?.list()?;
+    if args.quiet {
+        for info in &all {
+            println!("{}", info.record.id);
+        }
+        return Ok(0);
+    }
+    if args.format == "json" {
+        let states: Vec<_> = all.iter().map(|i| i.oci_state()).collect();
+        println!("{}", serde_json::to_string(&states)?);
+        return Ok(0);
+    }
+    let rows: Vec<[String; 6]> = all
+        .iter()
+        .map(|i| {
+            let pid = if i.status == capsa_runtime::state::Status::Stopped {
+                0
+            } else {
+                i.record.pid
+            };
+            [
+                i.record.id.clone(),
+                pid.to_string(),
+                i.status.to_string(),
+                i.record.bundle.display().to_string(),
+                i.record.created.clone(),
+                capsa_runtime::procfs::user_name(i.record.owner),
+            ]
+        })
+        .collect();
+    let header = ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from);
+    print!("{}", table(&header, &rows));
+    Ok(0)
+}
+
+/// Formats rows as a table with columns padded to their widest cell plus
+/// three spaces, as Go's tabwriter does for runc.
+pub fn table<const N: usize>(header: &[String; N], rows: &[[String; N]]) -> String {
+    let mut width: [usize; N] = std::array::from_fn(|i| header[i].len());
+    for r in rows {
+        for (w, c) in width.iter_mut().zip(r) {
+            *w = (*w).max(c.len());
+        }
+    }
+    let mut out = String::new();
+    for r in std::iter::once(header).chain(rows) {
+        let mut line = String::new();
+        for (i, c) in r.iter().enumerate() {
+            if i + 1 == N {
+                line.push_str(c);
+            } else {
+                line.push_str(&format!("{c:<w$}", w = width[i] + 3));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// `kill`.
+pub fn kill(ctx: &Context, args: KillArgs) -> anyhow::Result<u8> {
+    let sig = capsa_runtime::signals::parse(&args.signal)?;
+    ctx.runtime()?.kill(&args.id, sig, args.all)?;
+    Ok(0)
+}
+
+/// `delete`.
+pub fn delete(ctx: &Context, args: DeleteArgs) -> anyhow::Result<u8> {
+    ctx.runtime()?.delete(&args.id, args.force)?;
+    Ok(0)
+}
+
+/// `pause`.
+pub fn pause(ctx: &Context, args: IdArg) -> anyhow::Result<u8> {
+    ctx.runtime()?.pause(&args.id)?;
+    Ok(0)
+}
+
+/// `resume`.
+pub fn resume(ctx: &Context, args: IdArg) -> anyhow::Result<u8> {
+    ctx.runtime()?.resume(&args.id)?;
+    Ok(0)
+}

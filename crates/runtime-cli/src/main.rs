@@ -1,0 +1,130 @@
+//! `capsa-runtime`: a runc-compatible command line over the capsa runtime
+//! library, so that containerd, Docker, Podman and Kubernetes can use it in
+//! place of runc.
+
+mod commands;
+mod logging;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// The runtime-spec version implemented, as `--version` prints it.
+const SPEC_VERSION: &str = capsa_runtime::spec::OCI_VERSION;
+
+/// Global flags, as runc takes them before the subcommand.
+#[derive(Parser, Debug)]
+#[command(
+    name = "capsa-runtime",
+    about = "capsa's OCI runtime: runs containers from OCI bundles, as runc does",
+    disable_version_flag = true
+)]
+pub struct Cli {
+    /// Root directory for container state
+    #[arg(long, global = true, value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// Write log records to FILE (default: stderr)
+    #[arg(long, global = true, value_name = "FILE")]
+    log: Option<PathBuf>,
+    /// Format of the log records: text or json
+    #[arg(long, global = true, value_name = "FORMAT", default_value = "text")]
+    log_format: logging::Format,
+    /// Log debug records, including the time each set-up stage takes
+    #[arg(long, global = true)]
+    debug: bool,
+    /// Manage cgroups through systemd
+    #[arg(long, global = true)]
+    systemd_cgroup: bool,
+    /// Print the version
+    #[arg(short = 'v', long)]
+    version: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create a container (its process waits for `start`)
+    Create(commands::lifecycle::CreateArgs),
+    /// Start a created container
+    Start(commands::lifecycle::IdArg),
+    /// Create and start a container, and wait for it unless detached
+    Run(commands::lifecycle::RunArgs),
+    /// Print the state of a container as JSON
+    State(commands::lifecycle::IdArg),
+    /// List containers
+    #[command(alias = "ls")]
+    List(commands::lifecycle::ListArgs),
+    /// Send a signal to a container's init process (or all its processes)
+    Kill(commands::lifecycle::KillArgs),
+    /// Delete a container and everything it holds
+    Delete(commands::lifecycle::DeleteArgs),
+    /// Suspend every process of a container
+    Pause(commands::lifecycle::IdArg),
+    /// Resume a paused container
+    Resume(commands::lifecycle::IdArg),
+    /// Run a new process in a running container
+    Exec(commands::exec::ExecArgs),
+    /// List the processes of a container
+    Ps(commands::ps::PsArgs),
+    /// Change the resource limits of a container
+    Update(commands::update::UpdateArgs),
+    /// Print container events and resource statistics
+    Events(commands::events::EventsArgs),
+    /// Print the runtime's features as JSON
+    Features,
+    /// Write a default config.json
+    Spec(commands::spec::SpecArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if cli.version {
+        println!("capsa-runtime version {}", env!("CARGO_PKG_VERSION"));
+        if let Some(commit) = option_env!("CAPSA_COMMIT") {
+            println!("commit: {commit}");
+        }
+        println!("spec: {SPEC_VERSION}");
+        return ExitCode::SUCCESS;
+    }
+    let log = match logging::init(cli.log.as_deref(), cli.log_format, cli.debug) {
+        Ok(log) => log,
+        Err(e) => {
+            eprintln!("capsa-runtime: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let Some(command) = cli.command else {
+        eprintln!("capsa-runtime: no command given; see capsa-runtime --help");
+        return ExitCode::FAILURE;
+    };
+    let ctx = commands::Context {
+        root: cli.root.unwrap_or_else(capsa_runtime::state::default_root),
+        systemd_cgroup: cli.systemd_cgroup,
+    };
+    let result = match command {
+        Command::Create(a) => commands::lifecycle::create(&ctx, a),
+        Command::Start(a) => commands::lifecycle::start(&ctx, a),
+        Command::Run(a) => commands::lifecycle::run(&ctx, a),
+        Command::State(a) => commands::lifecycle::state(&ctx, a),
+        Command::List(a) => commands::lifecycle::list(&ctx, a),
+        Command::Kill(a) => commands::lifecycle::kill(&ctx, a),
+        Command::Delete(a) => commands::lifecycle::delete(&ctx, a),
+        Command::Pause(a) => commands::lifecycle::pause(&ctx, a),
+        Command::Resume(a) => commands::lifecycle::resume(&ctx, a),
+        Command::Exec(a) => commands::exec::exec(&ctx, a),
+        Command::Ps(a) => commands::ps::ps(&ctx, a),
+        Command::Update(a) => commands::update::update(&ctx, a),
+        Command::Events(a) => commands::events::events(&ctx, a),
+        Command::Features => commands::features::features(&ctx),
+        Command::Spec(a) => commands::spec::spec(&ctx, a),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            log.error(&format!("{e:#}"));
+            ExitCode::FAILURE
+        }
+    }
+}

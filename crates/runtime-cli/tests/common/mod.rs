@@ -1,0 +1,309 @@
+//! Test harness for `capsa-runtime` integration tests: busybox bundles made
+//! from Debian's busybox-static, a private state root per test, unique
+//! container ids, and clean-up (delete --force) even when a test fails.
+
+#![allow(dead_code)]
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde_json::{Value, json};
+
+/// The busybox binary the bundles are made from.
+pub const BUSYBOX: &str = "/usr/bin/busybox";
+
+/// The capsa-runtime binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_capsa-runtime")
+}
+
+/// Prints why a test is skipped and returns true when not running as root.
+pub fn skip_unless_root() -> bool {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("SKIPPED: this test needs root");
+        return true;
+    }
+    if !Path::new(BUSYBOX).exists() {
+        eprintln!("SKIPPED: {BUSYBOX} is missing (apt-get install busybox-static)");
+        return true;
+    }
+    false
+}
+
+/// Skips (returning from the test) unless running as root with busybox.
+#[macro_export]
+macro_rules! require_root {
+    () => {
+        if $crate::common::skip_unless_root() {
+            return;
+        }
+    };
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A name unique to this test process and call.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Makes a busybox root filesystem in `rootfs`: the static binary, a
+/// symlink per applet in /bin, /etc/passwd and /etc/group.
+pub fn make_busybox_rootfs(rootfs: &Path) {
+    for d in [
+        "bin",
+        "etc",
+        "proc",
+        "sys",
+        "dev",
+        "tmp",
+        "root",
+        "home/user",
+    ] {
+        std::fs::create_dir_all(rootfs.join(d)).unwrap();
+    }
+    std::fs::copy(BUSYBOX, rootfs.join("bin/busybox")).unwrap();
+    let list = Command::new(BUSYBOX).arg("--list").output().unwrap();
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet != "busybox" {
+            let _ = std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet));
+        }
+    }
+    std::fs::write(
+        rootfs.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+    )
+    .unwrap();
+    std::fs::write(
+        rootfs.join("etc/group"),
+        "root:x:0:\ntty:x:5:\nuser:x:1000:\nnogroup:x:65534:\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(rootfs.join("tmp"), std::fs::Permissions::from_mode(0o1777)).unwrap();
+}
+
+/// A bundle: a temporary directory with a busybox rootfs and a config.
+pub struct Bundle {
+    dir: tempfile::TempDir,
+    /// The config, written by [`Bundle::write`] (and by the runtime helpers).
+    pub config: Value,
+}
+
+impl Bundle {
+    /// A busybox bundle with capsa's default config, no terminal, running `true`.
+    pub fn busybox() -> Bundle {
+        let dir = tempfile::Builder::new()
+            .prefix("capsa-bundle-")
+            .tempdir()
+            .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        make_busybox_rootfs(&dir.path().join("rootfs"));
+        let mut config = capsa_runtime::spec::default_config(false, 0, 0);
+        config["process"]["terminal"] = json!(false);
+        config["process"]["args"] = json!(["true"]);
+        let b = Bundle { dir, config };
+        b.write();
+        b
+    }
+
+    /// Sets `process.args`.
+    pub fn args(&mut self, args: &[&str]) -> &mut Self {
+        self.config["process"]["args"] = json!(args);
+        self.write();
+        self
+    }
+
+    /// Runs `sh -c script` in the container.
+    pub fn sh(&mut self, script: &str) -> &mut Self {
+        self.args(&["sh", "-c", script])
+    }
+
+    /// Edits the config with `f`, then writes it.
+    pub fn edit(&mut self, f: impl FnOnce(&mut Value)) -> &mut Self {
+        f(&mut self.config);
+        self.write();
+        self
+    }
+
+    /// Writes config.json.
+    pub fn write(&self) {
+        std::fs::write(
+            self.dir.path().join("config.json"),
+            serde_json::to_vec_pretty(&self.config).unwrap(),
+        )
+        .unwrap();
+    }
+
+    /// The bundle directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The root filesystem directory.
+    pub fn rootfs(&self) -> PathBuf {
+        self.dir.path().join("rootfs")
+    }
+
+    /// The bundle path as a string (for command lines).
+    pub fn path_str(&self) -> String {
+        self.dir.path().display().to_string()
+    }
+}
+
+/// A private state root; deletes (with --force) every container it named.
+pub struct Runtime {
+    root: tempfile::TempDir,
+    ids: RefCell<Vec<String>>,
+}
+
+impl Runtime {
+    /// A runtime with a new, empty state root.
+    pub fn new() -> Runtime {
+        Runtime {
+            root: tempfile::Builder::new()
+                .prefix("capsa-root-")
+                .tempdir()
+                .unwrap(),
+            ids: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// The state root.
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// A new unique container id, deleted when this value is dropped.
+    pub fn id(&self, prefix: &str) -> String {
+        let id = unique(prefix);
+        self.ids.borrow_mut().push(id.clone());
+        id
+    }
+
+    /// A `capsa-runtime --root ROOT args...` command.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin());
+        c.arg("--root").arg(self.root.path()).args(args);
+        c.stdin(Stdio::null());
+        c
+    }
+
+    /// Runs the command and returns its output.
+    pub fn output(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    /// Runs the command, fails the test unless it succeeds, returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.output(args);
+        assert!(
+            out.status.success(),
+            "capsa-runtime {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs the command, fails the test if it succeeds, returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.output(args);
+        assert!(
+            !out.status.success(),
+            "capsa-runtime {args:?} succeeded but should have failed:\nstdout: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    /// `run` of the bundle in the foreground; returns (exit code, stdout, stderr).
+    pub fn run(&self, bundle: &Bundle, id: &str) -> (i32, String, String) {
+        let out = self.output(&["run", "--bundle", &bundle.path_str(), id]);
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// `run` that must exit 0; returns stdout.
+    pub fn run_ok(&self, bundle: &Bundle, id: &str) -> String {
+        let (code, out, err) = self.run(bundle, id);
+        assert_eq!(
+            code, 0,
+            "run {id} exited {code}\nstdout: {out}\nstderr: {err}"
+        );
+        out
+    }
+
+    /// Runs a command whose container outlives it (`create`, `run -d`,
+    /// `exec -d`): its stdio goes to files, since the container inherits
+    /// them and pipes would stay open. Returns (success, stdout, stderr).
+    pub fn detached(&self, args: &[&str]) -> (bool, String, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let (o, e) = (dir.path().join("out"), dir.path().join("err"));
+        let status = self
+            .cmd(args)
+            .stdout(std::fs::File::create(&o).unwrap())
+            .stderr(std::fs::File::create(&e).unwrap())
+            .status()
+            .unwrap();
+        (
+            status.success(),
+            std::fs::read_to_string(o).unwrap(),
+            std::fs::read_to_string(e).unwrap(),
+        )
+    }
+
+    /// `create` of the bundle (no console); fails the test if it fails.
+    pub fn create(&self, bundle: &Bundle, id: &str) {
+        let (ok, _, err) = self.detached(&["create", "--bundle", &bundle.path_str(), id]);
+        assert!(ok, "create {id} failed: {err}");
+    }
+
+    /// The state JSON of a container.
+    pub fn state(&self, id: &str) -> Value {
+        serde_json::from_str(&self.ok(&["state", id])).unwrap()
+    }
+
+    /// The status of a container.
+    pub fn status(&self, id: &str) -> String {
+        self.state(id)["status"].as_str().unwrap().to_string()
+    }
+
+    /// Waits (up to 10 s) until the container's status is `want`.
+    pub fn wait_status(&self, id: &str, want: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let s = self.status(id);
+            if s == want {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{id} stayed {s}, wanted {want}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        for id in self.ids.borrow().iter() {
+            let _ = self
+                .cmd(&["delete", "--force", id])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}

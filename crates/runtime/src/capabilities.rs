@@ -1,0 +1,134 @@
+//! Process capabilities: the five sets of `process.capabilities`, applied
+//! exactly as given.
+//!
+//! The bounding set is reduced first (it needs CAP_SETPCAP, which the later
+//! steps may drop), then the uid changes with PR_SET_KEEPCAPS, then effective,
+//! permitted and inheritable are set in one capset(2), and the ambient set last
+//! (its members must be permitted and inheritable).
+
+use std::collections::HashSet;
+
+use caps::{CapSet, Capability as Cap};
+use oci_spec::runtime::{Capability, LinuxCapabilities};
+
+use crate::error::{Error, Result};
+use crate::sys;
+
+/// The capabilities of one process, as bit masks (bit N = capability N).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CapSets {
+    /// Upper bound of what the process and its children can ever gain.
+    pub bounding: u64,
+    /// Capabilities in use.
+    pub effective: u64,
+    /// Capabilities the process may make effective.
+    pub permitted: u64,
+    /// Capabilities kept across execve for files with inheritable caps.
+    pub inheritable: u64,
+    /// Capabilities kept across execve of unprivileged programs.
+    pub ambient: u64,
+}
+
+/// The kernel's capability for an OCI capability name.
+pub fn to_kernel(cap: &Capability) -> Result<Cap> {
+    let name = format!("CAP_{cap}");
+    name.parse::<Cap>()
+        .map_err(|_| Error::config("process.capabilities", format!("unknown capability {name}")))
+}
+
+fn mask(set: Option<&HashSet<Capability>>, supported: u64) -> Result<u64> {
+    let mut bits = 0u64;
+    for cap in set.into_iter().flatten() {
+        bits |= to_kernel(cap)?.bitmask();
+    }
+    // Capabilities this kernel does not know are left out, as runc does.
+    Ok(bits & supported)
+}
+
+/// All capabilities this kernel supports, as a mask.
+pub fn supported_mask() -> u64 {
+    caps::runtime::thread_all_supported()
+        .iter()
+        .fold(0, |m, c| m | c.bitmask())
+}
+
+impl CapSets {
+    /// The sets of `process.capabilities` (absent sets are empty).
+    pub fn from_config(caps: Option<&LinuxCapabilities>) -> Result<CapSets> {
+        let supported = supported_mask();
+        let Some(c) = caps else {
+            return Ok(CapSets::default());
+        };
+        Ok(CapSets {
+            bounding: mask(c.bounding().as_ref(), supported)?,
+            effective: mask(c.effective().as_ref(), supported)?,
+            permitted: mask(c.permitted().as_ref(), supported)?,
+            inheritable: mask(c.inheritable().as_ref(), supported)?,
+            ambient: mask(c.ambient().as_ref(), supported)?,
+        })
+    }
+
+    /// Drops from the bounding set everything not in `self.bounding`.
+    pub fn apply_bounding(&self) -> Result<()> {
+        for cap in caps::runtime::thread_all_supported() {
+            if self.bounding & cap.bitmask() == 0 {
+                caps::drop(None, CapSet::Bounding, cap).map_err(|e| {
+                    Error::Other(format!("dropping {cap} from the bounding set: {e}"))
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets effective, permitted and inheritable at once, then ambient.
+    pub fn apply_process_sets(&self) -> Result<()> {
+        if self.effective & !self.permitted != 0 {
+            return Err(Error::config(
+                "process.capabilities.effective",
+                "contains capabilities that are not in the permitted set",
+            ));
+        }
+        sys::capset(self.effective, self.permitted, self.inheritable)
+            .map_err(|e| Error::sys("capset", format!("{self:x?}"), e))?;
+        if self.ambient != 0 || caps::runtime::ambient_set_supported().is_ok() {
+            caps::clear(None, CapSet::Ambient)
+                .map_err(|e| Error::Other(format!("clearing the ambient set: {e}")))?;
+        }
+        for cap in caps::runtime::thread_all_supported() {
+            if self.ambient & cap.bitmask() == 0 {
+                continue;
+            }
+            // The kernel keeps only ambient capabilities that are also
+            // permitted and inheritable; runc skips the others, and so do we.
+            let allowed = self.permitted & self.inheritable & cap.bitmask() != 0;
+            if !allowed {
+                tracing::debug!("ambient {cap} skipped: not permitted and inheritable");
+                continue;
+            }
+            caps::raise(None, CapSet::Ambient, cap)
+                .map_err(|e| Error::Other(format!("raising ambient capability {cap}: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_map_to_kernel_bits() {
+        assert_eq!(
+            to_kernel(&Capability::SysAdmin).unwrap(),
+            Cap::CAP_SYS_ADMIN
+        );
+        assert_eq!(to_kernel(&Capability::NetRaw).unwrap(), Cap::CAP_NET_RAW);
+        assert_eq!(to_kernel(&Capability::Chown).unwrap(), Cap::CAP_CHOWN);
+        assert_eq!(Cap::CAP_CHOWN.bitmask(), 1);
+    }
+
+    #[test]
+    fn absent_sets_are_empty() {
+        assert_eq!(CapSets::from_config(None).unwrap(), CapSets::default());
+    }
+}

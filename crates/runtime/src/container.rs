@@ -1,0 +1,628 @@
+//! Container lifecycle operations: create, start, run, state, list, kill,
+//! delete, pause, resume.
+//!
+//! `create` forks the container's init process with clone3 (new namespaces
+//! at once, and on cgroup v2 straight into its cgroup), drives its set-up over
+//! a [`Channel`], records the state and returns while the init process waits
+//! on the start socket. No program is re-executed.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use nix::sched::CloneFlags;
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use crate::cgroups::Manager;
+use crate::error::{Error, IoContext, Result, SysContext};
+use crate::hooks::{self, Kind};
+use crate::init::{self, Init};
+use crate::namespaces::{self, Plan};
+use crate::spec;
+use crate::state::{ContainerDir, Record, StateRoot, Status, write_atomic};
+use crate::sync::{Channel, Msg};
+use crate::sys::{self, CloneResult};
+use crate::{console, procfs};
+
+/// Options of `create` (and of the create half of `run`).
+#[derive(Clone, Debug, Default)]
+pub struct CreateOptions {
+    /// The container's id.
+    pub id: String,
+    /// The bundle directory (holding config.json).
+    pub bundle: PathBuf,
+    /// Where to write the init process's pid.
+    pub pid_file: Option<PathBuf>,
+    /// The unix socket that receives the pty master when `process.terminal` is set.
+    pub console_socket: Option<PathBuf>,
+    /// Use MS_MOVE + chroot instead of pivot_root.
+    pub no_pivot: bool,
+    /// Do not give the container its own session keyring.
+    pub no_new_keyring: bool,
+    /// Pass descriptors 3 .. 3+N of the caller to the container's process.
+    pub preserve_fds: u32,
+}
+
+/// A container whose init process exists and waits to be started, still
+/// attached to the process that created it (used by `run`).
+#[derive(Debug)]
+pub struct Created {
+    record: Record,
+    spec: Spec,
+    chan: Channel,
+    /// The pty master, when `run` received it itself (no console socket).
+    pub pty_master: Option<OwnedFd>,
+}
+
+impl Created {
+    /// The init process's host pid.
+    pub fn pid(&self) -> Pid {
+        Pid::from_raw(self.record.pid)
+    }
+
+    /// The container's id.
+    pub fn id(&self) -> &str {
+        &self.record.id
+    }
+}
+
+/// Handle on a state root: every lifecycle operation goes through it.
+#[derive(Clone, Debug)]
+pub struct Runtime {
+    root: StateRoot,
+}
+
+/// What kind of caller creates the container.
+enum Mode {
+    /// `create`: the init waits on the start socket after we exit.
+    Create,
+    /// `run`: we start it ourselves over the set-up channel.
+    Run,
+}
+
+/// Undoes a half-made container when creation fails.
+struct Cleanup {
+    child: Option<Pid>,
+    cgroups: Option<Manager>,
+    dir: Option<ContainerDir>,
+    poststop: Option<(oci_spec::runtime::Hooks, Vec<u8>)>,
+}
+
+impl Cleanup {
+    fn run(&mut self) {
+        if let Some(pid) = self.child.take() {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+        }
+        if let Some(cg) = self.cgroups.take()
+            && let Err(e) = destroy_cgroups(&cg)
+        {
+            tracing::warn!("cleaning up after a failed create: {e}");
+        }
+        if let Some(dir) = self.dir.take() {
+            let _ = dir.remove();
+        }
+        if let Some((hooks, state)) = self.poststop.take() {
+            hooks::run_all_warn(Some(&hooks), Kind::Poststop, &state);
+        }
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        self.run();
+    }
+}
+
+/// A container's record together with its live status.
+#[derive(Clone, Debug)]
+pub struct Info {
+    /// What state.json says.
+    pub record: Record,
+    /// The status now.
+    pub status: Status,
+}
+
+impl Info {
+    /// The runtime-spec state JSON (with runc's extra fields).
+    pub fn oci_state(&self) -> serde_json::Value {
+        self.record.oci_state(self.status)
+    }
+}
+
+impl Runtime {
+    /// A runtime keeping its state under `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Runtime {
+        Runtime {
+            root: StateRoot::new(root),
+        }
+    }
+
+    /// The state root.
+    pub fn root(&self) -> &StateRoot {
+        &self.root
+    }
+
+    /// `create`: sets the container up and leaves its init process waiting
+    /// for `start`.
+    pub fn create(&self, opts: &CreateOptions) -> Result<()> {
+        self.create_inner(opts, Mode::Create).map(drop)
+    }
+
+    /// The create half of `run`: like `create`, but the init process waits
+    /// on the returned handle instead of the start socket.
+    pub fn create_attached(&self, opts: &CreateOptions) -> Result<Created> {
+        self.create_inner(opts, Mode::Run)
+    }
+
+    fn create_inner(&self, opts: &CreateOptions, mode: Mode) -> Result<Created> {
+        let t0 = Instant::now();
+        let bundle = std::path::absolute(&opts.bundle).ctx("resolve", &opts.bundle)?;
+        let (spec, raw) = spec::load(&bundle)?;
+        spec::validate(&spec, &bundle)?;
+        let rootfs = spec::rootfs_path(&bundle, &spec)?;
+        let rootfs = rootfs.canonicalize().ctx("resolve", &rootfs)?;
+        let process = spec.process().as_ref().expect("validated");
+        let linux = spec.linux().as_ref().expect("validated");
+        let plan = Plan::from_config(linux)?;
+        tracing::debug!(us = t0.elapsed().as_micros() as u64, "config loaded");
+
+        let terminal = process.terminal().unwrap_or(false);
+        let console = match (&opts.console_socket, terminal, &mode) {
+            (Some(path), true, _) => Some(console::connect(path)?),
+            (Some(_), false, _) => {
+                return Err(Error::Other(
+                    "--console-socket is given but process.terminal is false".into(),
+                ));
+            }
+            (None, true, Mode::Create) => {
+                return Err(Error::Other(
+                    "process.terminal is true: --console-socket is required".into(),
+                ));
+            }
+            (None, _, _) => None,
+        };
+        // `run` with a terminal and no console socket receives the pty itself.
+        let (console, own_console) = match (console, terminal) {
+            (None, true) => {
+                let (ours, theirs) =
+                    std::os::unix::net::UnixStream::pair().ctx("socketpair", "console")?;
+                (Some(OwnedFd::from(theirs)), Some(OwnedFd::from(ours)))
+            }
+            (c, _) => (c, None),
+        };
+
+        let dir = self.root.create(&opts.id)?;
+        let mut cleanup = Cleanup {
+            child: None,
+            cgroups: None,
+            dir: None,
+            poststop: None,
+        };
+        let dir_path = dir.path().to_path_buf();
+        cleanup.dir = Some(dir);
+        let dir_ref = cleanup.dir.as_ref().expect("just set");
+        dir_ref.save_config(&raw)?;
+
+        let mut cg = Manager::for_container(linux.cgroups_path().as_deref(), &opts.id)?;
+        let created = cg.create(linux.resources().as_ref());
+        cleanup.cgroups = Some(cg);
+        created?;
+        let cg = cleanup.cgroups.as_ref().expect("just set");
+        tracing::debug!(us = t0.elapsed().as_micros() as u64, "cgroups created");
+
+        let (parent_chan, child_chan) = Channel::pair()?;
+        let start_listener = match mode {
+            Mode::Create => {
+                let path = dir_path.join(crate::state::START_SOCKET);
+                let l = UnixListener::bind(&path).ctx("bind", &path)?;
+                Some(OwnedFd::from(l))
+            }
+            Mode::Run => None,
+        };
+
+        // Joining a pid namespace only affects children: do it around clone.
+        let saved_pid_ns = match plan.join.iter().find(|j| j.typ == LinuxNamespaceType::Pid) {
+            Some(join) => {
+                let own =
+                    namespaces::open_ns(Path::new("/proc/self/ns/pid"), LinuxNamespaceType::Pid)?;
+                namespaces::enter(join)?;
+                Some(own)
+            }
+            None => None,
+        };
+        let into_cgroup = cg.clone_into_fd().map(|fd| fd.as_raw_fd());
+        let flags = plan.clone_flags(into_cgroup.is_some());
+        let forked = sys::clone3(flags.bits() as u64, into_cgroup);
+        if let Some(own) = &saved_pid_ns {
+            nix::sched::setns(own.as_fd(), CloneFlags::CLONE_NEWPID)
+                .sys("setns", "own pid namespace")?;
+        }
+        let pid = match forked {
+            Ok(CloneResult::Child) => {
+                drop(parent_chan);
+                init::run(Init {
+                    spec: &spec,
+                    process,
+                    linux,
+                    id: &opts.id,
+                    rootfs: &rootfs,
+                    bundle: &bundle,
+                    plan: &plan,
+                    chan: child_chan,
+                    start_listener,
+                    console,
+                    no_pivot: opts.no_pivot,
+                    no_new_keyring: opts.no_new_keyring,
+                    preserve_fds: opts.preserve_fds,
+                    cgroup_ns_done: into_cgroup.is_some(),
+                })
+            }
+            Ok(CloneResult::Parent(pid)) => pid,
+            Err(e) => return Err(Error::sys("clone3", format!("{flags:?}"), e)),
+        };
+        cleanup.child = Some(pid);
+        drop(child_chan);
+        drop(start_listener);
+        drop(console);
+        tracing::debug!(
+            us = t0.elapsed().as_micros() as u64,
+            pid = pid.as_raw(),
+            "init forked"
+        );
+
+        if plan.creates(LinuxNamespaceType::User) {
+            namespaces::write_id_maps(pid, linux)?;
+        }
+        if into_cgroup.is_none() {
+            cg.add_process(pid)?;
+        }
+        if let Some(score) = process.oom_score_adj() {
+            let path = format!("/proc/{pid}/oom_score_adj");
+            std::fs::write(&path, score.to_string())
+                .map_err(|e| Error::config("process.oomScoreAdj", format!("{path}: {e}")))?;
+        }
+
+        let mut record = Record {
+            oci_version: spec.version().clone(),
+            id: opts.id.clone(),
+            status: Status::Creating,
+            pid: pid.as_raw(),
+            pid_start_time: procfs::start_time(pid.as_raw()).unwrap_or(0),
+            bundle: bundle.clone(),
+            rootfs: rootfs.clone(),
+            annotations: spec.annotations().clone().unwrap_or_default(),
+            created: humantime::format_rfc3339_nanos(SystemTime::now()).to_string(),
+            cgroup: cg.paths().clone(),
+            owner: nix::unistd::geteuid().as_raw(),
+            systemd_cgroup: false,
+        };
+        let state_json = serde_json::to_vec(&record.oci_state(Status::Creating))
+            .map_err(|e| Error::Other(format!("serialising state: {e}")))?;
+        if let Some(h) = spec.hooks() {
+            // From here on a failure runs the poststop hooks (lifecycle step 12).
+            cleanup.poststop = Some((h.clone(), state_json.clone()));
+        }
+        parent_chan.send(&Msg::Go(String::from_utf8_lossy(&state_json).into_owned()))?;
+        loop {
+            match parent_chan.recv()? {
+                Some(Msg::RunHooks) => {
+                    hooks::run_all(spec.hooks().as_ref(), Kind::Prestart, &state_json)?;
+                    hooks::run_all(spec.hooks().as_ref(), Kind::CreateRuntime, &state_json)?;
+                    parent_chan.send(&Msg::HooksDone)?;
+                }
+                Some(Msg::Ready) => break,
+                Some(Msg::Error(text)) => return Err(Error::Init(text)),
+                Some(other) => {
+                    return Err(Error::Other(format!(
+                        "sync: unexpected {other:?} from init"
+                    )));
+                }
+                None => {
+                    return Err(Error::Init(
+                        "the container's process exited during set-up".into(),
+                    ));
+                }
+            }
+        }
+        tracing::debug!(us = t0.elapsed().as_micros() as u64, "init ready");
+
+        let pty_master = match own_console {
+            Some(sock) => Some(console::recv_fd(sock.as_raw_fd())?.0),
+            None => None,
+        };
+
+        record.status = Status::Created;
+        let dir = cleanup.dir.take().expect("set above");
+        if let Err(e) = dir.save(&record) {
+            cleanup.dir = Some(dir);
+            return Err(e);
+        }
+        if let Some(pid_file) = &opts.pid_file
+            && let Err(e) = write_pid_file(pid_file, pid)
+        {
+            cleanup.dir = Some(dir);
+            return Err(e);
+        }
+        cleanup.child = None;
+        cleanup.cgroups = None;
+        cleanup.poststop = None;
+        tracing::debug!(us = t0.elapsed().as_micros() as u64, "created");
+        drop(dir);
+        Ok(Created {
+            record,
+            spec,
+            chan: parent_chan,
+            pty_master,
+        })
+    }
+
+    /// Starts a container made by [`Runtime::create_attached`]: the init
+    /// process execs; returns once it has (or reports why it could not).
+    pub fn start_attached(&self, created: &mut Created) -> Result<()> {
+        created.chan.send(&Msg::Start)?;
+        match created.chan.recv()? {
+            None => {}
+            Some(Msg::Error(text)) => {
+                let _ = waitpid(created.pid(), None);
+                return Err(Error::Init(text));
+            }
+            Some(other) => return Err(Error::Other(format!("sync: unexpected {other:?}"))),
+        }
+        created.record.status = Status::Running;
+        self.root.open(&created.record.id)?.save(&created.record)?;
+        run_poststart(&created.spec, &created.record);
+        Ok(())
+    }
+
+    /// `start`: lets a created container's init process exec the program.
+    pub fn start(&self, id: &str) -> Result<()> {
+        let dir = self.root.open(id)?;
+        let mut info = self.info_of(&dir)?;
+        if info.status != Status::Created {
+            return Err(Error::BadStatus {
+                id: id.to_string(),
+                status: info.status.to_string(),
+                reason: "only a created container can be started".into(),
+            });
+        }
+        let sock = dir.start_socket();
+        let mut stream = std::os::unix::net::UnixStream::connect(&sock).ctx("connect", &sock)?;
+        use std::io::Write;
+        stream.write_all(b"S").ctx("write", &sock)?;
+        let chan = Channel::from_fd(OwnedFd::from(stream));
+        match chan.recv()? {
+            None => {}
+            Some(Msg::Error(text)) => return Err(Error::Init(text)),
+            Some(other) => return Err(Error::Other(format!("sync: unexpected {other:?}"))),
+        }
+        let _ = std::fs::remove_file(&sock);
+        info.record.status = Status::Running;
+        dir.save(&info.record)?;
+        let spec = dir.load_config()?;
+        run_poststart(&spec, &info.record);
+        Ok(())
+    }
+
+    /// The record and live status of container `id`.
+    pub fn info(&self, id: &str) -> Result<Info> {
+        let dir = self.root.open(id)?;
+        self.info_of(&dir)
+    }
+
+    fn info_of(&self, dir: &ContainerDir) -> Result<Info> {
+        let record = dir.load_created()?;
+        let status = live_status(&record);
+        Ok(Info { record, status })
+    }
+
+    /// All containers under the state root (those still being created are skipped).
+    pub fn list(&self) -> Result<Vec<Info>> {
+        let mut out = Vec::new();
+        for id in self.root.list()? {
+            match self.info(&id) {
+                Ok(info) => out.push(info),
+                Err(Error::NotFound(_)) | Err(Error::BadStatus { .. }) => {}
+                Err(e) => tracing::warn!("container {id}: {e}"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// `kill`: sends `sig` to the init process, or with `all` to every
+    /// process in the container's cgroup.
+    pub fn kill(&self, id: &str, sig: i32, all: bool) -> Result<()> {
+        let dir = self.root.open(id)?;
+        let info = self.info_of(&dir)?;
+        if info.status == Status::Stopped && !all {
+            return Err(Error::BadStatus {
+                id: id.to_string(),
+                status: info.status.to_string(),
+                reason: "there is no process to signal".into(),
+            });
+        }
+        if all {
+            let cg = Manager::from_paths(info.record.cgroup.clone());
+            signal_all(&cg, sig)?;
+            if info.status != Status::Stopped {
+                let _ = sys::kill(Pid::from_raw(info.record.pid), sig);
+            }
+            return Ok(());
+        }
+        sys::kill(Pid::from_raw(info.record.pid), sig)
+            .map_err(|e| Error::sys("kill", format!("{} {sig}", info.record.pid), e))
+    }
+
+    /// `delete`: removes a stopped container (with `force`, kills it first),
+    /// its cgroups and state, then runs the poststop hooks.
+    pub fn delete(&self, id: &str, force: bool) -> Result<()> {
+        let dir = self.root.open(id)?;
+        let Some(record) = dir.load()? else {
+            // A create that died before writing its state: nothing runs there.
+            if force {
+                return dir.remove();
+            }
+            return Err(Error::BadStatus {
+                id: id.to_string(),
+                status: Status::Creating.to_string(),
+                reason: "it is still being created (use --force to remove it)".into(),
+            });
+        };
+        let status = live_status(&record);
+        let cg = Manager::from_paths(record.cgroup.clone());
+        if status != Status::Stopped {
+            if !force {
+                return Err(Error::BadStatus {
+                    id: id.to_string(),
+                    status: status.to_string(),
+                    reason: "it must be stopped before it is deleted (or use --force)".into(),
+                });
+            }
+            if status == Status::Paused {
+                let _ = cg.set_frozen(false);
+            }
+            let _ = kill(Pid::from_raw(record.pid), Signal::SIGKILL);
+            wait_gone(&record, Duration::from_secs(10))?;
+        }
+        destroy_cgroups(&cg)?;
+        let spec = dir.load_config().ok();
+        let state = serde_json::to_vec(&record.oci_state(Status::Stopped)).unwrap_or_default();
+        dir.remove()?;
+        if let Some(spec) = spec {
+            hooks::run_all_warn(spec.hooks().as_ref(), Kind::Poststop, &state);
+        }
+        Ok(())
+    }
+
+    /// `pause`: freezes every process of a running container.
+    pub fn pause(&self, id: &str) -> Result<()> {
+        let dir = self.root.open(id)?;
+        let info = self.info_of(&dir)?;
+        if info.status != Status::Running {
+            return Err(Error::BadStatus {
+                id: id.to_string(),
+                status: info.status.to_string(),
+                reason: "only a running container can be paused".into(),
+            });
+        }
+        Manager::from_paths(info.record.cgroup).set_frozen(true)
+    }
+
+    /// `resume`: thaws a paused container.
+    pub fn resume(&self, id: &str) -> Result<()> {
+        let dir = self.root.open(id)?;
+        let info = self.info_of(&dir)?;
+        if info.status != Status::Paused {
+            return Err(Error::BadStatus {
+                id: id.to_string(),
+                status: info.status.to_string(),
+                reason: "only a paused container can be resumed".into(),
+            });
+        }
+        Manager::from_paths(info.record.cgroup).set_frozen(false)
+    }
+
+    /// The cgroup manager of container `id` (for `ps`, `update`, `events`).
+    pub fn cgroups(&self, id: &str) -> Result<(Info, Manager)> {
+        let info = self.info(id)?;
+        let cg = Manager::from_paths(info.record.cgroup.clone());
+        Ok((info, cg))
+    }
+
+    /// The saved config of container `id`.
+    pub fn config(&self, id: &str) -> Result<Spec> {
+        self.root.open(id)?.load_config()
+    }
+}
+
+/// The live status of a recorded container.
+pub fn live_status(record: &Record) -> Status {
+    if !record.init_alive() {
+        return Status::Stopped;
+    }
+    match record.status {
+        Status::Creating | Status::Created => Status::Created,
+        _ => {
+            let cg = Manager::from_paths(record.cgroup.clone());
+            if cg.is_frozen().unwrap_or(false) {
+                Status::Paused
+            } else {
+                Status::Running
+            }
+        }
+    }
+}
+
+fn run_poststart(spec: &Spec, record: &Record) {
+    if hooks::any(spec.hooks().as_ref(), &[Kind::Poststart]) {
+        let state = serde_json::to_vec(&record.oci_state(Status::Running)).unwrap_or_default();
+        hooks::run_all_warn(spec.hooks().as_ref(), Kind::Poststart, &state);
+    }
+}
+
+/// Signals every process in the cgroup.
+fn signal_all(cg: &Manager, sig: i32) -> Result<()> {
+    for pid in cg.pids()? {
+        match sys::kill(pid, sig) {
+            Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+            Err(e) => return Err(Error::sys("kill", format!("{pid} {sig}"), e)),
+        }
+    }
+    Ok(())
+}
+
+/// Kills what is left in the cgroups, then removes them.
+fn destroy_cgroups(cg: &Manager) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = cg.pids().unwrap_or_default();
+        if left.is_empty() {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(Error::Other(format!(
+                "processes {left:?} are still in the container's cgroup"
+            )));
+        }
+        let _ = cg.set_frozen(false);
+        signal_all(cg, libc::SIGKILL)?;
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    cg.destroy()
+}
+
+/// Waits until the recorded init process is gone.
+fn wait_gone(record: &Record, timeout: Duration) -> Result<()> {
+    let pid = Pid::from_raw(record.pid);
+    let deadline = Instant::now() + timeout;
+    while record.init_alive() {
+        // If it is our child, reap it.
+        let _ = waitpid(pid, Some(WaitPidFlag::WNOHANG));
+        if Instant::now() > deadline {
+            return Err(Error::Other(format!(
+                "process {pid} did not exit after SIGKILL"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Ok(())
+}
+
+/// Writes the pid file atomically, as runc does.
+fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {
+    let path = std::path::absolute(path).ctx("resolve", path)?;
+    write_atomic(&path, pid.to_string().as_bytes(), 0o644)
+}
+
+/// Turns a wait status into the exit code a shell would report.
+pub fn exit_code(status: WaitStatus) -> Option<i32> {
+    match status {
+        WaitStatus::Exited(_, code) => Some(code),
+        WaitStatus::Signaled(_, sig, _) => Some(128 + sig as i32),
+        _ => None,
+    }
+}

@@ -1,0 +1,221 @@
+//! Linux namespaces: which ones a config creates, which it joins by path, and
+//! the order in which they are entered.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+
+use nix::fcntl::{OFlag, open};
+use nix::sched::{CloneFlags, setns, unshare};
+use nix::sys::stat::Mode;
+use nix::unistd::Pid;
+use oci_spec::runtime::{Linux, LinuxIdMapping, LinuxNamespaceType};
+
+use crate::error::{Error, Result, SysContext};
+use crate::spec::ns_name;
+
+/// The clone flag of a namespace type.
+pub fn clone_flag(typ: LinuxNamespaceType) -> CloneFlags {
+    match typ {
+        LinuxNamespaceType::Mount => CloneFlags::CLONE_NEWNS,
+        LinuxNamespaceType::Cgroup => CloneFlags::CLONE_NEWCGROUP,
+        LinuxNamespaceType::Uts => CloneFlags::CLONE_NEWUTS,
+        LinuxNamespaceType::Ipc => CloneFlags::CLONE_NEWIPC,
+        LinuxNamespaceType::User => CloneFlags::CLONE_NEWUSER,
+        LinuxNamespaceType::Pid => CloneFlags::CLONE_NEWPID,
+        LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
+        LinuxNamespaceType::Time => CloneFlags::from_bits_retain(libc::CLONE_NEWTIME),
+    }
+}
+
+/// The name of a namespace's file under /proc/PID/ns.
+pub fn proc_name(typ: LinuxNamespaceType) -> &'static str {
+    match typ {
+        LinuxNamespaceType::Mount => "mnt",
+        LinuxNamespaceType::Cgroup => "cgroup",
+        LinuxNamespaceType::Uts => "uts",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::User => "user",
+        LinuxNamespaceType::Pid => "pid",
+        LinuxNamespaceType::Network => "net",
+        LinuxNamespaceType::Time => "time",
+    }
+}
+
+/// A namespace to join: its type and an open descriptor of it.
+#[derive(Debug)]
+pub struct Join {
+    /// The namespace type.
+    pub typ: LinuxNamespaceType,
+    /// The open namespace file.
+    pub fd: OwnedFd,
+}
+
+/// The namespaces of a container, split into those created and those joined.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// Namespace types the container gets new instances of.
+    pub create: Vec<LinuxNamespaceType>,
+    /// Existing namespaces it joins, opened while the runtime still sees the
+    /// host's file system.
+    pub join: Vec<Join>,
+}
+
+impl Plan {
+    /// Reads `linux.namespaces`, opening every `path` now (so that errors are
+    /// reported before anything is created, and paths resolve on the host).
+    pub fn from_config(linux: &Linux) -> Result<Plan> {
+        let mut plan = Plan::default();
+        for (i, ns) in linux.namespaces().iter().flatten().enumerate() {
+            match ns.path() {
+                None => plan.create.push(ns.typ()),
+                Some(path) => {
+                    let fd = open_ns(path, ns.typ()).map_err(|e| match e {
+                        Error::Sys { errno, .. } => Error::config(
+                            format!("linux.namespaces[{i}].path"),
+                            format!("{}: {errno}", path.display()),
+                        ),
+                        e => e,
+                    })?;
+                    plan.join.push(Join { typ: ns.typ(), fd });
+                }
+            }
+        }
+        // Enter the user namespace first: it owns the others.
+        plan.join
+            .sort_by_key(|j| (j.typ != LinuxNamespaceType::User) as u8);
+        Ok(plan)
+    }
+
+    /// Whether the container gets a new namespace of `typ`.
+    pub fn creates(&self, typ: LinuxNamespaceType) -> bool {
+        self.create.contains(&typ)
+    }
+
+    /// Whether the container joins an existing namespace of `typ`.
+    pub fn joins(&self, typ: LinuxNamespaceType) -> bool {
+        self.join.iter().any(|j| j.typ == typ)
+    }
+
+    /// Whether the container has its own (new or joined) namespace of `typ`.
+    pub fn has(&self, typ: LinuxNamespaceType) -> bool {
+        self.creates(typ) || self.joins(typ)
+    }
+
+    /// Clone flags for the namespaces that are created at clone time: all new
+    /// ones except cgroup (entered after the process is in its cgroup, unless
+    /// `cgroup_at_clone`) and time (whose offsets must be written first).
+    pub fn clone_flags(&self, cgroup_at_clone: bool) -> CloneFlags {
+        let mut flags = CloneFlags::empty();
+        for &typ in &self.create {
+            match typ {
+                LinuxNamespaceType::Time => {}
+                LinuxNamespaceType::Cgroup if !cgroup_at_clone => {}
+                _ => flags |= clone_flag(typ),
+            }
+        }
+        flags
+    }
+}
+
+/// Opens a namespace file and checks that it is a namespace of `typ`.
+pub fn open_ns(path: &Path, typ: LinuxNamespaceType) -> Result<OwnedFd> {
+    let fd = open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+        .sys("open", path.display())?;
+    check_ns_type(&fd, typ, path)?;
+    Ok(fd)
+}
+
+/// Fails unless `fd` is a namespace file of type `typ` (NS_GET_NSTYPE).
+fn check_ns_type(fd: &OwnedFd, typ: LinuxNamespaceType, path: &Path) -> Result<()> {
+    let got = crate::sys::ns_type(fd.as_fd()).map_err(|e| match e {
+        nix::errno::Errno::ENOTTY | nix::errno::Errno::EINVAL => Error::config(
+            "linux.namespaces.path",
+            format!("{} is not a namespace file", path.display()),
+        ),
+        e => Error::sys("ioctl", format!("NS_GET_NSTYPE {}", path.display()), e),
+    })?;
+    let want = clone_flag(typ).bits();
+    if got != want {
+        return Err(Error::config(
+            "linux.namespaces.path",
+            format!("{} is not a {} namespace", path.display(), ns_name(typ)),
+        ));
+    }
+    Ok(())
+}
+
+/// Joins the namespace behind `join`.
+pub fn enter(join: &Join) -> Result<()> {
+    setns(join.fd.as_fd(), clone_flag(join.typ)).sys("setns", ns_name(join.typ))
+}
+
+/// Creates new namespaces of the given types for the calling process.
+pub fn unshare_ns(flags: CloneFlags) -> Result<()> {
+    unshare(flags).sys("unshare", format!("{flags:?}"))
+}
+
+/// Formats id mappings the way /proc/PID/uid_map takes them.
+pub fn format_id_map(maps: &[LinuxIdMapping]) -> String {
+    let mut text = String::new();
+    for m in maps {
+        text.push_str(&format!(
+            "{} {} {}\n",
+            m.container_id(),
+            m.host_id(),
+            m.size()
+        ));
+    }
+    text
+}
+
+/// Writes the uid and gid mappings of the new user namespace of process
+/// `pid` (done by the runtime, outside that namespace).
+pub fn write_id_maps(pid: Pid, linux: &Linux) -> Result<()> {
+    let uid = linux.uid_mappings().as_deref().unwrap_or_default();
+    let gid = linux.gid_mappings().as_deref().unwrap_or_default();
+    for (file, maps, field) in [
+        ("uid_map", uid, "linux.uidMappings"),
+        ("gid_map", gid, "linux.gidMappings"),
+    ] {
+        if maps.is_empty() {
+            continue;
+        }
+        let path = format!("/proc/{pid}/{file}");
+        std::fs::write(&path, format_id_map(maps))
+            .map_err(|e| Error::config(field, format!("writing {path}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Whether a mapping list maps id 0 inside the namespace.
+pub fn maps_root(maps: Option<&Vec<LinuxIdMapping>>) -> bool {
+    maps.into_iter()
+        .flatten()
+        .any(|m| m.container_id() == 0 && m.size() > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_namespaces_open_with_the_right_type() {
+        for typ in [
+            LinuxNamespaceType::Mount,
+            LinuxNamespaceType::Network,
+            LinuxNamespaceType::Pid,
+            LinuxNamespaceType::Uts,
+        ] {
+            let p = format!("/proc/self/ns/{}", proc_name(typ));
+            open_ns(Path::new(&p), typ).unwrap();
+        }
+    }
+
+    #[test]
+    fn wrong_namespace_type_is_refused() {
+        let err = open_ns(Path::new("/proc/self/ns/net"), LinuxNamespaceType::Ipc).unwrap_err();
+        assert!(err.to_string().contains("is not a ipc namespace"), "{err}");
+        let err = open_ns(Path::new("/etc/hostname"), LinuxNamespaceType::Ipc).unwrap_err();
+        assert!(err.to_string().contains("not a namespace file"), "{err}");
+    }
+}

@@ -1,0 +1,168 @@
+//! Messages between the runtime and the container's init process while the
+//! container is set up, over a SOCK_SEQPACKET socket pair (one message per
+//! packet, so no framing is needed).
+//!
+//! Both ends are close-on-exec: when the init process execs the user's program
+//! the runtime reads end-of-file, which is how it learns that exec succeeded.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+
+use nix::errno::Errno;
+use nix::sys::socket::{self, AddressFamily, MsgFlags, SockFlag, SockType};
+
+use crate::error::{Error, Result};
+
+/// One message of the set-up protocol.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Msg {
+    /// Runtime → init: uid/gid maps are written and the process is in its
+    /// cgroups; go on. Carries the state JSON that hooks receive.
+    Go(String),
+    /// Init → runtime: namespaces and mounts exist; run prestart and createRuntime hooks.
+    RunHooks,
+    /// Runtime → init: the hooks succeeded.
+    HooksDone,
+    /// Init → runtime: set-up is complete; the process waits for `start`.
+    Ready,
+    /// Runtime → init: exec the user's program now.
+    Start,
+    /// Either way: this went wrong; the sender gives up.
+    Error(String),
+}
+
+impl Msg {
+    fn encode(&self) -> Vec<u8> {
+        match self {
+            Msg::RunHooks => b"H".to_vec(),
+            Msg::HooksDone => b"h".to_vec(),
+            Msg::Ready => b"R".to_vec(),
+            Msg::Start => b"S".to_vec(),
+            Msg::Go(text) => tagged(b'G', text),
+            Msg::Error(text) => tagged(b'E', text),
+        }
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Msg> {
+        Ok(match bytes.first() {
+            Some(b'G') => Msg::Go(String::from_utf8_lossy(&bytes[1..]).into_owned()),
+            Some(b'H') => Msg::RunHooks,
+            Some(b'h') => Msg::HooksDone,
+            Some(b'R') => Msg::Ready,
+            Some(b'S') => Msg::Start,
+            Some(b'E') => Msg::Error(String::from_utf8_lossy(&bytes[1..]).into_owned()),
+            _ => return Err(Error::Other(format!("sync: unexpected message {bytes:?}"))),
+        })
+    }
+}
+
+fn tagged(tag: u8, text: &str) -> Vec<u8> {
+    let mut v = Vec::with_capacity(1 + text.len());
+    v.push(tag);
+    v.extend_from_slice(text.as_bytes());
+    v
+}
+
+/// One end of the set-up channel.
+#[derive(Debug)]
+pub struct Channel(OwnedFd);
+
+impl Channel {
+    /// Creates a connected pair of close-on-exec channel ends.
+    pub fn pair() -> Result<(Channel, Channel)> {
+        let (a, b) = socket::socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(|e| Error::sys("socketpair", "AF_UNIX, SOCK_SEQPACKET", e))?;
+        Ok((Channel(a), Channel(b)))
+    }
+
+    /// Wraps an already connected SOCK_SEQPACKET socket.
+    pub fn from_fd(fd: OwnedFd) -> Channel {
+        Channel(fd)
+    }
+
+    /// Sends one message.
+    pub fn send(&self, msg: &Msg) -> Result<()> {
+        let bytes = msg.encode();
+        loop {
+            match socket::send(self.0.as_raw_fd(), &bytes, MsgFlags::MSG_NOSIGNAL) {
+                Ok(_) => return Ok(()),
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(Error::sys("send", "sync socket", e)),
+            }
+        }
+    }
+
+    /// Receives one message; `None` at end-of-file (the peer closed or exec'd).
+    pub fn recv(&self) -> Result<Option<Msg>> {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match socket::recv(self.0.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+                Ok(0) => return Ok(None),
+                Ok(n) => return Msg::decode(&buf[..n]).map(Some),
+                Err(Errno::EINTR) => continue,
+                Err(Errno::ECONNRESET) => return Ok(None),
+                Err(e) => return Err(Error::sys("recv", "sync socket", e)),
+            }
+        }
+    }
+
+    /// Receives one message and fails unless it is `want`; an `Error`
+    /// message becomes [`Error::Init`].
+    pub fn expect(&self, want: Msg) -> Result<()> {
+        match self.recv()? {
+            Some(m) if m == want => Ok(()),
+            Some(Msg::Error(text)) => Err(Error::Init(text)),
+            Some(other) => Err(Error::Other(format!(
+                "sync: expected {want:?}, got {other:?}"
+            ))),
+            None => Err(Error::Init(format!(
+                "the container process exited while the runtime waited for {want:?}"
+            ))),
+        }
+    }
+
+    /// The raw descriptor, for polling.
+    pub fn raw_fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+impl AsFd for Channel {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip() {
+        let (a, b) = Channel::pair().unwrap();
+        for m in [
+            Msg::Go("{}".into()),
+            Msg::RunHooks,
+            Msg::HooksDone,
+            Msg::Ready,
+            Msg::Start,
+            Msg::Error("mount /proc: EPERM".into()),
+        ] {
+            a.send(&m).unwrap();
+            assert_eq!(b.recv().unwrap(), Some(m));
+        }
+        drop(a);
+        assert_eq!(b.recv().unwrap(), None);
+    }
+
+    #[test]
+    fn expect_turns_error_messages_into_init_errors() {
+        let (a, b) = Channel::pair().unwrap();
+        a.send(&Msg::Error("boom".into())).unwrap();
+        assert!(matches!(b.expect(Msg::Ready), Err(Error::Init(t)) if t == "boom"));
+    }
+}

@@ -1,0 +1,248 @@
+//! Thin wrappers around the system calls that `nix` does not offer.
+//!
+//! Every `unsafe` block of the crate that is not a plain `nix` call lives here,
+//! one small function per system call.
+
+use std::ffi::CStr;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use nix::errno::Errno;
+use nix::unistd::Pid;
+
+/// What [`clone3`] returns: which side of the fork we are on.
+pub enum CloneResult {
+    /// We are the parent; this is the child's pid.
+    Parent(Pid),
+    /// We are the new child process.
+    Child,
+}
+
+/// `struct clone_args` of clone3(2), as the kernel defines it (version 2, 88 bytes).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// Kernel flag of clone3(2): place the child in the cgroup given by `cgroup`.
+pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// Forks the calling process with `flags` (namespace flags, CLONE_INTO_CGROUP)
+/// by clone3(2), fork-style: the child runs on a copy of the caller's stack.
+///
+/// The caller must be single-threaded, as for fork(2).
+pub fn clone3(flags: u64, cgroup_fd: Option<RawFd>) -> Result<CloneResult, Errno> {
+    let mut args = CloneArgs {
+        flags,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    if let Some(fd) = cgroup_fd {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd as u64;
+    }
+    // SAFETY: `args` is a valid, fully initialised clone_args of the size we pass.
+    // Without CLONE_VM and with a null stack the child gets a private copy of our
+    // memory and continues on it, exactly as after fork(2); the caller guarantees
+    // that no other thread holds a lock the child could need.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match ret {
+        -1 => Err(Errno::last()),
+        0 => Ok(CloneResult::Child),
+        pid => Ok(CloneResult::Parent(Pid::from_raw(pid as i32))),
+    }
+}
+
+/// Sets the NIS domain name of the calling process's UTS namespace.
+pub fn setdomainname(name: &str) -> Result<(), Errno> {
+    // SAFETY: the pointer and length describe `name`'s bytes, which outlive the call.
+    let ret = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
+    Errno::result(ret).map(drop)
+}
+
+/// Marks every descriptor from `first` up as close-on-exec (close_range(2)
+/// with CLOSE_RANGE_CLOEXEC), so that exec leaves only the ones below.
+pub fn cloexec_from(first: u32) -> Result<(), Errno> {
+    // SAFETY: close_range only changes flags of our own descriptors; no memory is passed.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// Opens a pidfd for `pid` (pidfd_open(2)).
+pub fn pidfd_open(pid: Pid) -> Result<OwnedFd, Errno> {
+    // SAFETY: pidfd_open takes plain integers and returns a new descriptor or -1.
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    let fd = Errno::result(ret)? as RawFd;
+    // SAFETY: the kernel just gave us this descriptor; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Sends `sig` to the process behind `pidfd` (pidfd_send_signal(2)).
+pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: i32) -> Result<(), Errno> {
+    // SAFETY: a null siginfo is allowed and means "as kill(2) would"; the fd is borrowed.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// Joins a new anonymous session keyring named `name` (keyctl JOIN_SESSION_KEYRING),
+/// so that the container does not share the caller's keyring.
+pub fn join_session_keyring(name: &CStr) -> Result<(), Errno> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    // SAFETY: `name` is a valid NUL-terminated string that outlives the call.
+    let ret =
+        unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
+    Errno::result(ret).map(drop)
+}
+
+nix::ioctl_none!(ns_get_nstype, 0xb7, 0x3);
+
+/// The CLONE_NEW* type of the namespace behind `fd` (ioctl NS_GET_NSTYPE).
+pub fn ns_type(fd: BorrowedFd<'_>) -> Result<i32, Errno> {
+    // SAFETY: NS_GET_NSTYPE takes no argument and only inspects the descriptor.
+    unsafe { ns_get_nstype(fd.as_raw_fd()) }
+}
+
+/// `struct __user_cap_header_struct` of capset(2).
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+/// One half of `struct __user_cap_data_struct` (version 3 uses two of them).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// Sets the calling thread's effective, permitted and inheritable capability
+/// sets in one capset(2) call (bit N = capability N).
+pub fn capset(effective: u64, permitted: u64, inheritable: u64) -> Result<(), Errno> {
+    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    let mut header = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let data = [
+        CapData {
+            effective: effective as u32,
+            permitted: permitted as u32,
+            inheritable: inheritable as u32,
+        },
+        CapData {
+            effective: (effective >> 32) as u32,
+            permitted: (permitted >> 32) as u32,
+            inheritable: (inheritable >> 32) as u32,
+        },
+    ];
+    // SAFETY: header and data have the layout capset(2) expects for version 3
+    // (a header and two data structs) and live across the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_capset,
+            &mut header as *mut CapHeader,
+            data.as_ptr(),
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// Clears FD_CLOEXEC on descriptor `fd` so that it survives exec.
+pub fn clear_cloexec(fd: RawFd) -> Result<(), Errno> {
+    // SAFETY: F_SETFD only changes a flag of the descriptor; an fd that is not
+    // open yields EBADF.
+    let ret = unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+    Errno::result(ret).map(drop)
+}
+
+/// Restores the default disposition of `sig`.
+pub fn default_signal(sig: nix::sys::signal::Signal) {
+    // SAFETY: installing SIG_DFL involves no handler code; the previous
+    // disposition is discarded.
+    let _ = unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl) };
+}
+
+/// Takes ownership of a descriptor the kernel just gave us (from recvmsg
+/// SCM_RIGHTS), so that it is closed when dropped.
+pub fn own_received_fd(fd: RawFd) -> OwnedFd {
+    // SAFETY: the kernel installed `fd` in our table for this call only;
+    // nothing else refers to it.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+nix::ioctl_write_ptr_bad!(tiocswinsz, libc::TIOCSWINSZ, nix::pty::Winsize);
+nix::ioctl_read_bad!(tiocgwinsz, libc::TIOCGWINSZ, nix::pty::Winsize);
+
+/// Sets a terminal's window size (TIOCSWINSZ).
+pub fn set_winsize(fd: BorrowedFd<'_>, ws: &nix::pty::Winsize) -> Result<(), Errno> {
+    // SAFETY: TIOCSWINSZ reads one Winsize from the pointer, which is valid.
+    unsafe { tiocswinsz(fd.as_raw_fd(), ws) }.map(drop)
+}
+
+/// Reads a terminal's window size (TIOCGWINSZ).
+pub fn get_winsize(fd: BorrowedFd<'_>) -> Result<nix::pty::Winsize, Errno> {
+    let mut ws = nix::pty::Winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one Winsize to the pointer, which is valid.
+    unsafe { tiocgwinsz(fd.as_raw_fd(), &mut ws) }?;
+    Ok(ws)
+}
+
+/// Makes the terminal `fd` the calling process's controlling terminal (TIOCSCTTY).
+pub fn set_controlling_tty(fd: BorrowedFd<'_>) -> Result<(), Errno> {
+    // SAFETY: TIOCSCTTY takes an integer argument (0: do not steal).
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) };
+    Errno::result(ret).map(drop)
+}
+
+/// Sends signal number `sig` (including real-time signals) to `pid`.
+pub fn kill(pid: Pid, sig: i32) -> Result<(), Errno> {
+    // SAFETY: kill(2) takes plain integers.
+    let ret = unsafe { libc::kill(pid.as_raw(), sig) };
+    Errno::result(ret).map(drop)
+}
+
+/// Ends the calling process at once (_exit(2)): no destructors, no atexit
+/// handlers, no flushing of buffers shared with the parent's copy.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and touches no memory of ours.
+    unsafe { libc::_exit(code) }
+}
