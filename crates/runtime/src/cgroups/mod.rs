@@ -99,6 +99,101 @@ pub struct PidsStats {
     pub limit: u64,
 }
 
+/// One mounted cgroup hierarchy of the host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hierarchy {
+    /// Its name: the comma-joined v1 controllers or `name=` option as the
+    /// kernel lists them in /proc/self/cgroup ("cpu,cpuacct", "memory",
+    /// "name=systemd"), or "unified" for cgroup2.
+    pub name: String,
+    /// Where it is mounted (the first mount found; bind mounts of a subtree
+    /// are skipped).
+    pub mount_point: PathBuf,
+    /// 1 or 2.
+    pub version: u8,
+}
+
+/// Parses /proc/self/mountinfo text into the host's cgroup hierarchies.
+pub fn parse_hierarchies(mountinfo: &str) -> Vec<Hierarchy> {
+    let mut out: Vec<Hierarchy> = Vec::new();
+    for line in mountinfo.lines() {
+        // "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTS"
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let l: Vec<&str> = left.split(' ').collect();
+        let r: Vec<&str> = right.split(' ').collect();
+        if l.len() < 5 || r.len() < 3 || l[3] != "/" {
+            continue;
+        }
+        let mount_point = PathBuf::from(unescape_mountinfo(l[4]));
+        let h = match r[0] {
+            "cgroup2" => Hierarchy {
+                name: "unified".into(),
+                mount_point,
+                version: 2,
+            },
+            "cgroup" => {
+                let mut names: Vec<&str> = r[2]
+                    .split(',')
+                    .filter(|o| {
+                        !matches!(
+                            *o,
+                            "rw" | "ro"
+                                | "relatime"
+                                | "noatime"
+                                | "nosuid"
+                                | "nodev"
+                                | "noexec"
+                                | "clone_children"
+                                | "xattr"
+                                | "cpuset_v2_mode"
+                        ) && !o.starts_with("release_agent=")
+                    })
+                    .collect();
+                names.sort_unstable();
+                Hierarchy {
+                    name: names.join(","),
+                    mount_point,
+                    version: 1,
+                }
+            }
+            _ => continue,
+        };
+        if !out.iter().any(|o| o.name == h.name) {
+            out.push(h);
+        }
+    }
+    out
+}
+
+/// Undoes mountinfo's octal escapes (`\040` for a space, ...).
+pub fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The cgroup hierarchies mounted on this host (from /proc/self/mountinfo).
+pub fn host_hierarchies() -> Result<Vec<Hierarchy>> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| crate::error::Error::io("read", "/proc/self/mountinfo", e))?;
+    Ok(parse_hierarchies(&text))
+}
+
 /// The cgroups of one container.
 #[derive(Debug)]
 pub struct Manager {
@@ -177,5 +272,31 @@ impl Manager {
     /// Processes still inside make it fail with a clear error.
     pub fn destroy(&self) -> Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hybrid_mountinfo_is_parsed() {
+        let text = "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+33 31 0:30 / /sys/fs/cgroup/cpu,cpuacct rw,relatime shared:5 - cgroup cgroup rw,cpuacct,cpu
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+50 31 0:38 /sub /mnt/x rw,relatime - cgroup2 cgroup2 rw
+51 31 0:39 / /mnt/with\\040space rw - cgroup cgroup rw,pids
+";
+        let h = parse_hierarchies(text);
+        let names: Vec<&str> = h.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["cpu", "cpu,cpuacct", "name=systemd", "unified", "pids"]
+        );
+        assert_eq!(h[3].version, 2);
+        assert_eq!(h[3].mount_point, PathBuf::from("/sys/fs/cgroup/unified"));
+        assert_eq!(h[4].mount_point, PathBuf::from("/mnt/with space"));
     }
 }
