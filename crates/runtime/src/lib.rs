@@ -12,6 +12,7 @@ pub mod console;
 pub mod container;
 pub mod error;
 pub mod exec;
+pub mod features;
 pub mod hooks;
 mod init;
 pub mod mounts;

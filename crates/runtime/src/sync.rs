@@ -98,13 +98,34 @@ impl Channel {
 
     /// Receives one message; `None` at end-of-file (the peer closed or exec'd).
     pub fn recv(&self) -> Result<Option<Msg>> {
-        let mut buf = vec![0u8; 64 * 1024];
+        // Most messages are a byte or two: read into a small stack buffer,
+        // after peeking at the size so that a long one (a state JSON with
+        // many annotations, an error) is never truncated.
+        let mut small = [0u8; 512];
+        let len = self.recv_raw(&mut [], MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC)?;
+        if len == 0 {
+            return Ok(None);
+        }
+        let mut big = Vec::new();
+        let buf: &mut [u8] = if len <= small.len() {
+            &mut small
+        } else {
+            big.resize(len, 0);
+            &mut big
+        };
+        let n = self.recv_raw(buf, MsgFlags::empty())?;
+        if n == 0 {
+            return Ok(None);
+        }
+        Msg::decode(&buf[..n]).map(Some)
+    }
+
+    fn recv_raw(&self, buf: &mut [u8], flags: MsgFlags) -> Result<usize> {
         loop {
-            match socket::recv(self.0.as_raw_fd(), &mut buf, MsgFlags::empty()) {
-                Ok(0) => return Ok(None),
-                Ok(n) => return Msg::decode(&buf[..n]).map(Some),
+            match socket::recv(self.0.as_raw_fd(), buf, flags) {
+                Ok(n) => return Ok(n),
                 Err(Errno::EINTR) => continue,
-                Err(Errno::ECONNRESET) => return Ok(None),
+                Err(Errno::ECONNRESET) => return Ok(0),
                 Err(e) => return Err(Error::sys("recv", "sync socket", e)),
             }
         }
@@ -155,6 +176,9 @@ mod tests {
             a.send(&m).unwrap();
             assert_eq!(b.recv().unwrap(), Some(m));
         }
+        let long = "x".repeat(100_000);
+        a.send(&Msg::Go(long.clone())).unwrap();
+        assert_eq!(b.recv().unwrap(), Some(Msg::Go(long)));
         drop(a);
         assert_eq!(b.recv().unwrap(), None);
     }

@@ -4,5 +4,6 @@ use super::Context;
 
 /// Prints the features JSON.
 pub fn features(_ctx: &Context) -> anyhow::Result<u8> {
-    anyhow::bail!("features: not implemented yet")
+    println!("{}", serde_json::to_string_pretty(&capsa_runtime::features::features())?);
+    Ok(0)
 }

@@ -1,0 +1,68 @@
+//! What this runtime supports, as runtime-spec's features document
+//! (`capsa-runtime features`). Only what really works is listed.
+
+use serde_json::{Value, json};
+
+use crate::spec::OCI_VERSION;
+
+/// The mount options the mount code understands (flags, propagation,
+/// recursive attributes and idmap), as `features` lists them.
+pub const MOUNT_OPTIONS: &[&str] = &[
+    "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "iversion",
+    "lazytime", "loud", "mand", "noatime", "nodev", "nodiratime", "noexec", "noiversion",
+    "nolazytime", "nomand", "norelatime", "nostrictatime", "nosuid", "nosymfollow", "private",
+    "ratime", "rbind", "rdev", "rdiratime", "relatime", "remount", "rexec", "rnoatime",
+    "rnodev", "rnodiratime", "rnoexec", "rnorelatime", "rnostrictatime", "rnosuid",
+    "rnosymfollow", "ro", "rprivate", "rrelatime", "rro", "rrw", "rshared", "rslave",
+    "rstrictatime", "rsuid", "rsymfollow", "runbindable", "rw", "shared", "silent", "slave",
+    "strictatime", "suid", "symfollow", "sync", "unbindable", "idmap", "ridmap",
+];
+
+/// The features document.
+pub fn features() -> Value {
+    let mut caps: Vec<String> = caps::runtime::thread_all_supported()
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    caps.sort();
+    json!({
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": OCI_VERSION,
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
+        "mountOptions": MOUNT_OPTIONS,
+        "linux": {
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
+            "capabilities": caps,
+            "cgroup": {
+                "v1": true,
+                "v2": true,
+                "systemd": false,
+                "systemdUser": false,
+                "rdma": false
+            },
+            "seccomp": {"enabled": false},
+            "apparmor": {"enabled": false},
+            "selinux": {"enabled": false},
+            "intelRdt": {"enabled": false},
+            "mountExtensions": {"idmap": {"enabled": true}}
+        },
+        "annotations": {
+            "io.github.capsa.runtime.version": env!("CARGO_PKG_VERSION")
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn features_parse_as_oci_features() {
+        let v = features();
+        let f: oci_spec::runtime::Features = serde_json::from_value(v).unwrap();
+        assert_eq!(f.oci_version_max(), OCI_VERSION);
+        let linux = f.linux().as_ref().unwrap();
+        assert!(linux.capabilities().as_ref().unwrap().contains(&"CAP_SYS_ADMIN".to_string()));
+        assert_eq!(linux.namespaces().as_ref().unwrap().len(), 8);
+    }
+}
