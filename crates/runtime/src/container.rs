@@ -161,6 +161,7 @@ impl Runtime {
 
     fn create_inner(&self, opts: &CreateOptions, mode: Mode) -> Result<Created> {
         let t0 = Instant::now();
+        crate::state::validate_id(&opts.id)?;
         let bundle = std::path::absolute(&opts.bundle).ctx("resolve", &opts.bundle)?;
         let (spec, raw) = spec::load(&bundle)?;
         spec::validate(&spec, &bundle)?;
@@ -347,6 +348,9 @@ impl Runtime {
         {
             cleanup.dir = Some(dir);
             return Err(e);
+        }
+        if matches!(mode, Mode::Create) {
+            parent_chan.send(&Msg::Detached)?;
         }
         cleanup.child = None;
         cleanup.cgroups = None;

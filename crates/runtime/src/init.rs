@@ -147,12 +147,15 @@ fn setup(init: &mut Init<'_>) -> Result<Infallible> {
     init.console = None;
     let exe = process::find_executable(init.process)?;
 
-    init.chan.send(&Msg::Ready)?;
-    // From here on the runtime that created us may exit at any time.
+    // The runtime may exit as soon as it has our "ready" and recorded the
+    // state: clear the death signal first. Should it die before recording,
+    // the channel ends without "detached" and we exit rather than linger.
     nix::sys::prctl::set_pdeathsig(None).sys("prctl", "PR_SET_PDEATHSIG")?;
+    init.chan.send(&Msg::Ready)?;
     match init.start_listener.take() {
         None => init.chan.expect(Msg::Start)?,
         Some(listener) => {
+            init.chan.expect(Msg::Detached)?;
             let conn = wait_for_start(&listener)?;
             drop(listener);
             // Errors from now on go to the `start` command.

@@ -26,6 +26,9 @@ pub enum Msg {
     Ready,
     /// Runtime → init: exec the user's program now.
     Start,
+    /// Runtime → init (`create`): the state is recorded and the runtime
+    /// exits; wait on the start socket.
+    Detached,
     /// Either way: this went wrong; the sender gives up.
     Error(String),
 }
@@ -37,6 +40,7 @@ impl Msg {
             Msg::HooksDone => b"h".to_vec(),
             Msg::Ready => b"R".to_vec(),
             Msg::Start => b"S".to_vec(),
+            Msg::Detached => b"D".to_vec(),
             Msg::Go(text) => tagged(b'G', text),
             Msg::Error(text) => tagged(b'E', text),
         }
@@ -49,6 +53,7 @@ impl Msg {
             Some(b'h') => Msg::HooksDone,
             Some(b'R') => Msg::Ready,
             Some(b'S') => Msg::Start,
+            Some(b'D') => Msg::Detached,
             Some(b'E') => Msg::Error(String::from_utf8_lossy(&bytes[1..]).into_owned()),
             _ => return Err(Error::Other(format!("sync: unexpected message {bytes:?}"))),
         })
@@ -171,6 +176,7 @@ mod tests {
             Msg::HooksDone,
             Msg::Ready,
             Msg::Start,
+            Msg::Detached,
             Msg::Error("mount /proc: EPERM".into()),
         ] {
             a.send(&m).unwrap();

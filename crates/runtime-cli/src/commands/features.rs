@@ -4,6 +4,9 @@ use super::Context;
 
 /// Prints the features JSON.
 pub fn features(_ctx: &Context) -> anyhow::Result<u8> {
-    println!("{}", serde_json::to_string_pretty(&capsa_runtime::features::features())?);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&capsa_runtime::features::features())?
+    );
     Ok(0)
 }
