@@ -222,7 +222,8 @@ fn run_detach_leaves_it_running() {
 fn bad_configs_are_clear_errors_and_leave_nothing() {
     require_root!();
     let rt = Runtime::new();
-    let cases: Vec<(Box<dyn Fn(&mut serde_json::Value)>, &str)> = vec![
+    type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: Vec<(Edit, &str)> = vec![
         (Box::new(|c| c["ociVersion"] = "2.0.0".into()), "ociVersion"),
         (
             Box::new(|c| c["linux"]["namespaces"][0]["type"] = "bogus".into()),
