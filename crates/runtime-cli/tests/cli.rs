@@ -79,7 +79,14 @@ fn features_lists_what_works() {
             .iter()
             .any(|n| n == "time")
     );
-    assert_eq!(f["linux"]["seccomp"]["enabled"], false);
+    assert_eq!(f["linux"]["seccomp"]["enabled"], true);
+    assert!(
+        f["linux"]["seccomp"]["operators"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o == "SCMP_CMP_MASKED_EQ")
+    );
 }
 
 #[test]

@@ -247,9 +247,15 @@ fn bad_configs_are_clear_errors_and_leave_nothing() {
         ),
         (
             Box::new(|c| {
-                c["linux"]["seccomp"] = serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW"})
+                c["linux"]["seccomp"] = serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW",
+                    "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO",
+                        "args": [{"index": 9, "value": 0, "op": "SCMP_CMP_EQ"}]}]})
             }),
-            "linux.seccomp",
+            "linux.seccomp.syscalls[0].args[0].index",
+        ),
+        (
+            Box::new(|c| c["linux"]["intelRdt"] = serde_json::json!({"closID": "x"})),
+            "linux.intelRdt",
         ),
     ];
     for (edit, want) in cases {

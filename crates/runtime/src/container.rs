@@ -171,6 +171,17 @@ impl Runtime {
         let linux = spec.linux().as_ref().expect("validated");
         let plan = Plan::from_config(linux)?;
         tracing::debug!(us = t0.elapsed().as_micros() as u64, "config loaded");
+        let seccomp = linux
+            .seccomp()
+            .as_ref()
+            .map(crate::seccomp::Setup::prepare)
+            .transpose()?;
+        if seccomp.is_some() {
+            tracing::debug!(
+                us = t0.elapsed().as_micros() as u64,
+                "seccomp filter compiled"
+            );
+        }
 
         let terminal = process.terminal().unwrap_or(false);
         let console = match (&opts.console_socket, terminal, &mode) {
@@ -261,6 +272,7 @@ impl Runtime {
                     no_new_keyring: opts.no_new_keyring,
                     preserve_fds: opts.preserve_fds,
                     cgroup_ns_done: into_cgroup.is_some(),
+                    seccomp,
                 })
             }
             Ok(CloneResult::Parent(pid)) => pid,

@@ -43,6 +43,8 @@ pub(crate) struct Init<'a> {
     pub preserve_fds: u32,
     /// Whether clone3 already created the cgroup namespace.
     pub cgroup_ns_done: bool,
+    /// The compiled seccomp filter, installed just before exec.
+    pub seccomp: Option<crate::seccomp::Setup>,
 }
 
 /// Runs the init process; never returns.
@@ -165,7 +167,14 @@ fn setup(init: &mut Init<'_>) -> Result<Infallible> {
     hooks::run_all(spec_hooks, Kind::StartContainer, state.as_bytes())?;
 
     let setgroups_allowed = !plan.has(LinuxNamespaceType::User) || setgroups_allowed();
-    process::finalize_and_exec(init.process, &exe, init.preserve_fds, setgroups_allowed)
+    let seccomp = init.seccomp.as_ref().map(|s| (s, state.as_str()));
+    process::finalize_and_exec(
+        init.process,
+        &exe,
+        init.preserve_fds,
+        setgroups_allowed,
+        seccomp,
+    )
 }
 
 /// Accepts `start` connections on the listening socket until one sends the

@@ -19,6 +19,7 @@ pub mod mounts;
 pub mod namespaces;
 pub mod process;
 pub mod procfs;
+pub mod seccomp;
 pub mod signals;
 pub mod spec;
 pub mod state;

@@ -146,14 +146,24 @@ pub fn find_executable(process: &Process) -> Result<PathBuf> {
 ///
 /// `preserve_fds` descriptors after stdio (3, 4, ...) stay open; all others
 /// are closed by exec.
+/// `seccomp` is the filter with the state JSON its listener gets; it is
+/// installed as late as possible: just before exec when no_new_privs is set,
+/// otherwise before the user switch (installing needs CAP_SYS_ADMIN then).
 pub fn finalize_and_exec(
     process: &Process,
     exe: &Path,
     preserve_fds: u32,
     setgroups_allowed: bool,
+    seccomp: Option<(&crate::seccomp::Setup, &str)>,
 ) -> Result<Infallible> {
     let caps = CapSets::from_config(process.capabilities().as_ref())?;
     caps.apply_bounding()?;
+    let nnp = process.no_new_privileges().unwrap_or(false);
+    if let Some((filter, state)) = seccomp
+        && !nnp
+    {
+        filter.apply(state)?;
+    }
 
     let user = process.user();
     let uid = Uid::from_raw(user.uid());
@@ -198,12 +208,17 @@ pub fn finalize_and_exec(
             )));
         }
     }
-    if process.no_new_privileges().unwrap_or(false) {
+    if nnp {
         nix::sys::prctl::set_no_new_privs().sys("prctl", "PR_SET_NO_NEW_PRIVS")?;
     }
 
     keep_fds(preserve_fds + listen_fds(process))?;
     reset_signals()?;
+    if let Some((filter, state)) = seccomp
+        && nnp
+    {
+        filter.apply(state)?;
+    }
 
     let path = cstring(exe.as_os_str())?;
     let args: Vec<CString> = process

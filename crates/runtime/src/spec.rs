@@ -155,14 +155,8 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<()> {
         ));
     }
 
-    // Features of the security issue (seccomp, LSM labels) and of hardware we do
-    // not drive are refused rather than ignored.
-    if linux.seccomp().is_some() {
-        return Err(Error::Unsupported(
-            "linux.seccomp: seccomp filters are not supported by this version of capsa-runtime"
-                .into(),
-        ));
-    }
+    // LSM labels (no LSM here) and hardware we do not drive are refused
+    // rather than ignored.
     if linux.mount_label().as_ref().is_some_and(|l| !l.is_empty()) {
         return Err(Error::Unsupported(
             "linux.mountLabel: SELinux is not enabled on this host".into(),
@@ -439,12 +433,12 @@ mod tests {
     }
 
     #[test]
-    fn seccomp_is_refused_not_ignored() {
+    fn memory_policy_is_refused_not_ignored() {
         let cfg = MINIMAL.replace(
             r#""namespaces""#,
-            r#""seccomp":{"defaultAction":"SCMP_ACT_ALLOW"},"namespaces""#,
+            r#""memoryPolicy":{"mode":"MPOL_BIND","nodes":"0"},"namespaces""#,
         );
         let (_d, res) = bundle_with(&cfg);
-        assert!(res.unwrap_err().to_string().contains("linux.seccomp"));
+        assert!(res.unwrap_err().to_string().contains("linux.memoryPolicy"));
     }
 }

@@ -246,3 +246,42 @@ pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit never returns and touches no memory of ours.
     unsafe { libc::_exit(code) }
 }
+
+/// `struct sock_fprog`: a BPF program for seccomp(2).
+#[repr(C)]
+struct SockFprog {
+    len: u16,
+    filter: *const crate::seccomp::bpf::SockFilter,
+}
+
+/// Installs a seccomp filter (seccomp(SECCOMP_SET_MODE_FILTER)); with
+/// SECCOMP_FILTER_FLAG_NEW_LISTENER the kernel returns the notify descriptor.
+pub fn seccomp_set_filter(
+    flags: u32,
+    program: &[crate::seccomp::bpf::SockFilter],
+) -> Result<Option<OwnedFd>, Errno> {
+    const SECCOMP_SET_MODE_FILTER: libc::c_uint = 1;
+    const SECCOMP_FILTER_FLAG_NEW_LISTENER: u32 = 8;
+    let len = u16::try_from(program.len()).map_err(|_| Errno::E2BIG)?;
+    let prog = SockFprog {
+        len,
+        filter: program.as_ptr(),
+    };
+    // SAFETY: `prog` points at `len` valid sock_filter structs that outlive
+    // the call; the kernel copies the program.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            SECCOMP_SET_MODE_FILTER,
+            flags,
+            &prog as *const SockFprog,
+        )
+    };
+    let ret = Errno::result(ret)?;
+    if flags & SECCOMP_FILTER_FLAG_NEW_LISTENER != 0 {
+        // SAFETY: with NEW_LISTENER the return value is a new descriptor we own.
+        Ok(Some(unsafe { OwnedFd::from_raw_fd(ret as RawFd) }))
+    } else {
+        Ok(None)
+    }
+}
