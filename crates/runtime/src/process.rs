@@ -212,6 +212,10 @@ pub fn finalize_and_exec(
         nix::sys::prctl::set_no_new_privs().sys("prctl", "PR_SET_NO_NEW_PRIVS")?;
     }
 
+    crate::lsm::Host::default().apply_process(
+        process.apparmor_profile().as_deref(),
+        process.selinux_label().as_deref(),
+    )?;
     keep_fds(preserve_fds + listen_fds(process))?;
     reset_signals()?;
     if let Some((filter, state)) = seccomp

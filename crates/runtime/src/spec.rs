@@ -157,7 +157,9 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<()> {
 
     // LSM labels (no LSM here) and hardware we do not drive are refused
     // rather than ignored.
-    if linux.mount_label().as_ref().is_some_and(|l| !l.is_empty()) {
+    if linux.mount_label().as_ref().is_some_and(|l| !l.is_empty())
+        && !crate::lsm::Host::default().selinux_enabled()
+    {
         return Err(Error::Unsupported(
             "linux.mountLabel: SELinux is not enabled on this host".into(),
         ));
@@ -205,24 +207,11 @@ pub fn validate_process(process: &oci_spec::runtime::Process, field: &str) -> Re
             ));
         }
     }
-    if process
-        .apparmor_profile()
-        .as_ref()
-        .is_some_and(|p| !p.is_empty())
-    {
-        return Err(Error::Unsupported(format!(
-            "{field}.apparmorProfile: AppArmor is not enabled on this host"
-        )));
-    }
-    if process
-        .selinux_label()
-        .as_ref()
-        .is_some_and(|p| !p.is_empty())
-    {
-        return Err(Error::Unsupported(format!(
-            "{field}.selinuxLabel: SELinux is not enabled on this host"
-        )));
-    }
+    crate::lsm::Host::default().check_process(
+        process.apparmor_profile().as_deref(),
+        process.selinux_label().as_deref(),
+        field,
+    )?;
     if process.exec_cpu_affinity().is_some() {
         return Err(Error::Unsupported(format!(
             "{field}.execCPUAffinity: not supported"
