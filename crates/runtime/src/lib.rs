@@ -26,6 +26,7 @@ pub mod spec;
 pub mod state;
 pub mod sync;
 pub mod sys;
+pub mod trampoline;
 
 pub use container::{CreateOptions, Runtime};
 pub use error::{Error, Result};
