@@ -142,7 +142,7 @@ fn with_user_ns(b: &mut Bundle) {
 fn default_mounts_and_their_options() {
     require_root!();
     let rt = Runtime::new();
-    let mut b = bundle_sh("stat -c '%a' /dev /dev/shm; ls /dev/pts");
+    let b = bundle_sh("stat -c '%a' /dev /dev/shm; ls /dev/pts");
     let out = rt.run_ok(&b, &rt.id("defaults"));
     let m = parse_mountinfo(section(&out, "mountinfo"));
 
@@ -614,7 +614,7 @@ fn missing_destinations_are_created_inside_the_rootfs() {
 fn no_pivot_moves_the_root() {
     require_root!();
     let rt = Runtime::new();
-    let mut b = bundle_sh("ls /; cat /proc/keys | wc -c; touch /x 2>&1; true");
+    let b = bundle_sh("ls /; cat /proc/keys | wc -c; touch /x 2>&1; true");
     let id = rt.id("nopivot");
     let out = rt.output(&["run", "--no-pivot", "--bundle", &b.path_str(), &id]);
     let text = String::from_utf8_lossy(&out.stdout);
