@@ -15,6 +15,7 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
+use nix::fcntl::OFlag;
 use nix::mount::MsFlags;
 use nix::sys::stat::{Mode, mkdirat};
 use nix::unistd::symlinkat;
@@ -158,9 +159,14 @@ pub(super) fn mount(
         let sub_what = format!("{what}/{}", name.display());
         let sub = Path::new(dest).join(name);
         if ctx.cgroup_ns {
-            let sub_fd = root
-                .lookup(&sub)
-                .map_err(|e| Error::sys("openat2", &sub_what, e))?;
+            // In the tmpfs just made: nothing there can be a symlink.
+            let sub_fd = nix::fcntl::openat(
+                &dir,
+                name,
+                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| Error::sys("openat", &sub_what, e))?;
             if h.version == 2 {
                 mount_cgroupfs(&sub_fd, "cgroup2", "cgroup2", None, flags, &sub_what)?;
             } else {

@@ -17,7 +17,7 @@ use nix::sys::stat::{Mode, SFlag, fstatat, makedev, mknodat};
 use nix::unistd::{Gid, Uid, UnlinkatFlags, fchownat, symlinkat, unlinkat};
 use oci_spec::runtime::{LinuxDeviceType, Spec};
 
-use super::safe::{Leaf, Root, split_leaf};
+use super::safe::{Leaf, Root, create_file, split_leaf};
 use crate::error::{Error, Result};
 use crate::sys;
 
@@ -142,10 +142,17 @@ pub(super) fn setup(
         }
         return Ok(());
     }
-    for d in defaults(&configured).chain(configured.iter().cloned()) {
-        create(root, &d, user_ns)?;
-    }
     let dev = root.lookup_or_create(Path::new("/dev"), Leaf::Dir, "/dev")?;
+    for d in defaults(&configured).chain(configured.iter().cloned()) {
+        let (parent, name) = split_leaf(&d.path).expect("checked by configured()");
+        let what = format!("{} {}", d.field, d.path.display());
+        if parent == Path::new("/dev") {
+            create(dev.as_fd(), name, &d, user_ns, &what)?;
+        } else {
+            let dir = root.lookup_or_create(parent, Leaf::Dir, &what)?;
+            create(dir.as_fd(), name, &d, user_ns, &what)?;
+        }
+    }
     // /dev/ptmx is the one of the container's devpts instance.
     match unlinkat(&dev, "ptmx", UnlinkatFlags::NoRemoveDir) {
         Ok(()) | Err(Errno::ENOENT) => {}
@@ -206,21 +213,18 @@ fn check_present(root: &Root, d: &Device, dev_bind: usize) -> Result<()> {
     }
 }
 
-/// Creates one device node inside the root (replacing a file of that name).
-fn create(root: &Root, d: &Device, user_ns: bool) -> Result<()> {
-    let (parent, name) = split_leaf(&d.path).expect("checked by configured()");
-    let what = format!("{} {}", d.field, d.path.display());
-    let dir = root.lookup_or_create(parent, Leaf::Dir, &what)?;
+/// Creates device node `name` in `dir` (replacing a file of that name).
+fn create(dir: BorrowedFd<'_>, name: &OsStr, d: &Device, user_ns: bool, what: &str) -> Result<()> {
     let is_node = d.kind != SFlag::S_IFIFO;
     if user_ns && is_node {
-        return bind_host_node(dir.as_fd(), name, d, &what);
+        return bind_host_node(dir, name, d, what);
     }
     let dev = makedev(d.major, d.minor);
     let mode = Mode::from_bits_truncate(d.mode);
-    let mut made = mknodat(&dir, name, d.kind, mode, dev);
+    let mut made = mknodat(dir, name, d.kind, mode, dev);
     if made == Err(Errno::EEXIST) {
-        let st = fstatat(&dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)
-            .map_err(|e| Error::sys("fstatat", &what, e))?;
+        let st = fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)
+            .map_err(|e| Error::sys("fstatat", what, e))?;
         if is_kind(st.st_mode, SFlag::S_IFDIR) {
             return Err(Error::sys(
                 "mknodat",
@@ -228,14 +232,14 @@ fn create(root: &Root, d: &Device, user_ns: bool) -> Result<()> {
                 Errno::EEXIST,
             ));
         }
-        unlinkat(&dir, name, UnlinkatFlags::NoRemoveDir)
-            .map_err(|e| Error::sys("unlinkat", &what, e))?;
-        made = mknodat(&dir, name, d.kind, mode, dev);
+        unlinkat(dir, name, UnlinkatFlags::NoRemoveDir)
+            .map_err(|e| Error::sys("unlinkat", what, e))?;
+        made = mknodat(dir, name, d.kind, mode, dev);
     }
     match made {
         Ok(()) => {}
         // Not allowed to make device nodes here: use the host's, as runc does.
-        Err(Errno::EPERM) if is_node => return bind_host_node(dir.as_fd(), name, d, &what),
+        Err(Errno::EPERM) if is_node => return bind_host_node(dir, name, d, what),
         Err(e) => {
             return Err(Error::sys(
                 "mknodat",
@@ -246,13 +250,13 @@ fn create(root: &Root, d: &Device, user_ns: bool) -> Result<()> {
     }
     if d.uid.is_some() || d.gid.is_some() {
         fchownat(
-            &dir,
+            dir,
             name,
             d.uid.map(Uid::from_raw),
             d.gid.map(Gid::from_raw),
             AtFlags::AT_SYMLINK_NOFOLLOW,
         )
-        .map_err(|e| Error::sys("fchownat", &what, e))?;
+        .map_err(|e| Error::sys("fchownat", what, e))?;
     }
     Ok(())
 }
@@ -270,17 +274,8 @@ fn bind_host_node(dir: BorrowedFd<'_>, name: &OsStr, d: &Device, what: &str) -> 
     })?;
     match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
         Err(Errno::ENOENT) => {
-            openat(
-                dir,
-                name,
-                OFlag::O_CREAT
-                    | OFlag::O_EXCL
-                    | OFlag::O_NOFOLLOW
-                    | OFlag::O_WRONLY
-                    | OFlag::O_CLOEXEC,
-                Mode::from_bits_truncate(0o666),
-            )
-            .map_err(|e| Error::sys("openat", format!("{what} (mount point)"), e))?;
+            create_file(dir, name)
+                .map_err(|e| Error::sys("openat", format!("{what} (mount point)"), e))?;
         }
         Ok(st) if is_kind(st.st_mode, SFlag::S_IFDIR) || is_kind(st.st_mode, SFlag::S_IFLNK) => {
             return Err(Error::sys(

@@ -89,6 +89,16 @@ fn open_nofollow(dir: BorrowedFd<'_>, name: &OsStr) -> nix::Result<OwnedFd> {
     )
 }
 
+/// Creates an empty file `name` in `dir`; fails if anything has that name.
+pub fn create_file(dir: BorrowedFd<'_>, name: &OsStr) -> nix::Result<OwnedFd> {
+    openat(
+        dir,
+        name,
+        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o644),
+    )
+}
+
 impl Root {
     /// Opens the directory that is the container's root.
     pub fn open(path: &Path) -> Result<Root> {
@@ -136,13 +146,29 @@ impl Root {
     pub fn lookup_or_create(&self, path: &Path, leaf: Leaf, what: &str) -> Result<OwnedFd> {
         match self.lookup(path) {
             Ok(fd) => Ok(fd),
-            Err(Errno::ENOENT) => self.create(path, leaf, what),
+            Err(Errno::ENOENT) => match self.create_leaf(path, leaf) {
+                Some(fd) => Ok(fd),
+                None => self.create(path, leaf, what),
+            },
             Err(e) => Err(Error::sys(
                 "openat2",
                 format!("{what}: {}", path.display()),
                 e,
             )),
         }
+    }
+
+    /// The common case of a missing path: only its last component is
+    /// missing, and is a plain name. `None` when that is not so (or anything
+    /// fails): the careful walk then handles it, errors included.
+    fn create_leaf(&self, path: &Path, leaf: Leaf) -> Option<OwnedFd> {
+        let (parent, name) = split_leaf(path)?;
+        let dir = self.lookup(parent).ok()?;
+        match leaf {
+            Leaf::Dir => mkdirat(&dir, name, Mode::from_bits_truncate(0o755)).ok()?,
+            Leaf::File => drop(create_file(dir.as_fd(), name).ok()?),
+        }
+        open_nofollow(dir.as_fd(), name).ok()
     }
 
     /// The slow path of [`Root::lookup_or_create`]: one component at a time.
@@ -197,18 +223,9 @@ impl Root {
                         return Err(fail("mkdirat", &name, Errno::ELOOP));
                     }
                     let made = if pending.is_empty() && leaf == Leaf::File {
-                        openat(
-                            parent,
-                            name.as_os_str(),
-                            OFlag::O_CREAT
-                                | OFlag::O_EXCL
-                                | OFlag::O_NOFOLLOW
-                                | OFlag::O_WRONLY
-                                | OFlag::O_CLOEXEC,
-                            Mode::from_bits_truncate(0o644),
-                        )
-                        .map(drop)
-                        .map_err(|e| ("openat", e))
+                        create_file(parent, &name)
+                            .map(drop)
+                            .map_err(|e| ("openat", e))
                     } else {
                         mkdirat(parent, name.as_os_str(), Mode::from_bits_truncate(0o755))
                             .map_err(|e| ("mkdirat", e))
