@@ -853,6 +853,19 @@ fn errors_name_the_mount_and_leave_nothing_behind() {
     );
     let err = run_fails(&rt, &b, "idmaptmpfs");
     assert!(err.contains("must be bind mounts"), "{err}");
+
+    let mut b = Bundle::busybox();
+    b.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n["type"] != "mount")
+    });
+    let err = run_fails(&rt, &b, "nomountns");
+    assert!(
+        err.contains("config: mounts:") && err.contains("needs a mount namespace"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -876,4 +889,36 @@ fn nothing_of_the_container_is_mounted_on_the_host() {
         rt.ok(&["delete", &id]);
         assert!(host_mounts_under(b.path()).is_empty(), "{propagation}");
     }
+}
+
+#[test]
+fn tmpcopyup_starts_a_tmpfs_with_the_covered_content() {
+    require_root!();
+    let rt = Runtime::new();
+    let mut b = bundle_sh(
+        "cat /etc/app/conf; stat -c '%a %u' /etc/app/conf; readlink /etc/app/link; ls /etc/app/sub; \
+         echo new > /etc/app/new && echo writable",
+    );
+    let app = b.rootfs().join("etc/app");
+    std::fs::create_dir_all(app.join("sub/x")).unwrap();
+    std::fs::write(app.join("conf"), "setting\n").unwrap();
+    std::fs::set_permissions(app.join("conf"), std::fs::Permissions::from_mode(0o640)).unwrap();
+    nix::unistd::chown(&app.join("conf"), Some(1000.into()), None).unwrap();
+    symlink("/etc/passwd", app.join("link")).unwrap();
+    add_mounts(
+        &mut b,
+        json!([{"destination": "/etc/app", "type": "tmpfs", "source": "tmpfs",
+                "options": ["tmpcopyup", "mode=755"]}]),
+    );
+    let out = rt.run_ok(&b, &rt.id("copyup"));
+    let m = parse_mountinfo(section(&out, "mountinfo"));
+    assert_eq!(at(&m, "/etc/app").fstype, "tmpfs");
+    assert_eq!(
+        section(&out, "script"),
+        "setting\n640 1000\n/etc/passwd\nx\nwritable\n"
+    );
+    assert!(
+        !app.join("new").exists(),
+        "written to the tmpfs, not the rootfs"
+    );
 }

@@ -14,6 +14,7 @@
 //! resolved again.
 
 mod cgroup;
+mod copyup;
 mod devices;
 mod idmap;
 mod masks;
@@ -300,6 +301,12 @@ fn mount_one(
             "id-mapped mounts (idmap, ridmap, uidMappings, gidMappings) must be bind mounts",
         ));
     }
+    if opts.copy_up && (typ != "tmpfs" || bind.is_some() || opts.remount) {
+        return Err(Error::config(
+            format!("{field}.options"),
+            "tmpcopyup only applies to a new tmpfs mount",
+        ));
+    }
     if opts.remount {
         return remount(root, m, &opts, bind.is_some(), &what);
     }
@@ -564,10 +571,23 @@ fn fs_mount(
     if readonly_later {
         prepared.readonly_later.push(dest.to_path_buf());
     }
-    if !opts.recursive.is_empty() || !opts.propagation.is_empty() {
+    if opts.copy_up || !opts.recursive.is_empty() || !opts.propagation.is_empty() {
         let top = root
             .lookup(dest)
             .map_err(|e| Error::sys("openat2", format!("{what} (after mounting)"), e))?;
+        if opts.copy_up {
+            // `target` still names the directory now covered by the tmpfs.
+            let open_dir = |fd: &OwnedFd| {
+                nix::fcntl::openat(
+                    fd,
+                    ".",
+                    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| Error::sys("openat", format!("{what} (tmpcopyup)"), e))
+            };
+            copyup::copy_tree(open_dir(&target)?.as_fd(), open_dir(&top)?.as_fd(), what)?;
+        }
         set_attr(top.as_fd(), true, &opts.recursive, what)?;
         propagate(top.as_fd(), &opts.propagation, what)?;
     }
@@ -673,4 +693,18 @@ pub fn finish_rootfs(spec: &Spec, prepared: &Prepared) -> Result<()> {
     }
     tracing::debug!(us = t0.elapsed().as_micros() as u64, "rootfs finished");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lexical_paths() {
+        assert_eq!(
+            lexical(Path::new("dev/../dev/./pts")),
+            Path::new("/dev/pts")
+        );
+        assert_eq!(lexical(Path::new("/../../proc")), Path::new("/proc"));
+    }
 }

@@ -48,6 +48,9 @@ pub struct Options {
     pub idmap: Option<Depth>,
     /// `remount`: change the mount already at the destination.
     pub remount: bool,
+    /// `tmpcopyup` (runc's extension): fill a new tmpfs with a copy of the
+    /// directory it covers.
+    pub copy_up: bool,
     /// Options that only concern a file system's superblock (`sync`,
     /// `dirsync`, `mand`, `lazytime`, `silent`, `iversion`, and their
     /// opposites): meaningless for a bind mount.
@@ -84,6 +87,7 @@ enum Effect {
     Bind(Depth),
     Idmap(Depth),
     Remount,
+    CopyUp,
     Nothing,
 }
 
@@ -125,6 +129,7 @@ fn effect(option: &str) -> Option<Effect> {
         "idmap" => Idmap(Depth::Single),
         "ridmap" => Idmap(Depth::Recursive),
         "remount" => Remount,
+        "tmpcopyup" => CopyUp,
         "shared" => Propagate(MsFlags::MS_SHARED, false),
         "rshared" => Propagate(MsFlags::MS_SHARED, true),
         "slave" => Propagate(MsFlags::MS_SLAVE, false),
@@ -165,6 +170,7 @@ impl Default for Options {
             bind: None,
             idmap: None,
             remount: false,
+            copy_up: false,
             superblock_options: Vec::new(),
             data: Vec::new(),
         }
@@ -211,6 +217,7 @@ impl Options {
                 Effect::Bind(depth) => o.bind = Some(depth),
                 Effect::Idmap(depth) => o.idmap = Some(depth),
                 Effect::Remount => o.remount = true,
+                Effect::CopyUp => o.copy_up = true,
                 Effect::Nothing => {}
             }
             if let Effect::Set(flag) | Effect::Clear(flag) = effect
@@ -352,6 +359,7 @@ mod tests {
         assert_eq!(Options::parse(&["idmap"]).idmap, Some(Depth::Single));
         assert_eq!(Options::parse(&["ridmap"]).idmap, Some(Depth::Recursive));
         assert!(Options::parse(&["remount"]).remount);
+        assert!(Options::parse(&["tmpcopyup"]).copy_up);
     }
 
     #[test]
