@@ -594,7 +594,8 @@ fn missing_destinations_are_created_inside_the_rootfs() {
     let rt = Runtime::new();
     let host = tempfile::tempdir().unwrap();
     std::fs::write(host.path().join("file"), "content\n").unwrap();
-    let mut b = bundle_sh("cat /a/b/c/file; ls /x/y/z; stat -c '%F' /single");
+    let mut b = bundle_sh("cat /a/b/c/file; ls /x/y/z; stat -c '%F' /single; pwd");
+    b.edit(|c| c["process"]["cwd"] = json!("/work/dir"));
     add_mounts(
         &mut b,
         json!([
@@ -604,7 +605,11 @@ fn missing_destinations_are_created_inside_the_rootfs() {
         ]),
     );
     let out = rt.run_ok(&b, &rt.id("mkdirs"));
-    assert_eq!(section(&out, "script"), "content\nregular file\n");
+    assert_eq!(
+        section(&out, "script"),
+        "content\nregular file\n/work/dir\n"
+    );
+    assert!(b.rootfs().join("work/dir").is_dir());
     assert!(b.rootfs().join("a/b/c").is_dir());
     assert!(b.rootfs().join("x/y/z").is_dir());
     assert!(b.rootfs().join("single").is_file());
@@ -715,24 +720,42 @@ fn idmapped_mounts() {
     let file = host.path().join("f");
     std::fs::write(&file, "x").unwrap();
     nix::unistd::chown(&file, Some(1000.into()), Some(1000.into())).unwrap();
+    let nested = HostMount::tmpfs(&host.path().join("nested"));
+    let inner = host.path().join("nested/g");
+    std::fs::write(&inner, "y").unwrap();
+    nix::unistd::chown(&inner, Some(1000.into()), Some(1000.into())).unwrap();
     let src = host.path().display().to_string();
 
-    // Explicit mappings, in a container without a user namespace.
+    // Explicit mappings, in a container without a user namespace: idmap maps
+    // the top mount only, ridmap the mounts beneath too.
     let rt = Runtime::new();
-    let mut b = bundle_sh("stat -c '%u:%g' /mapped/f /plain/f");
+    let mut b = bundle_sh("stat -c '%u:%g' /mapped/f /mapped/nested/g /rmapped/nested/g /plain/f");
+    let maps = json!({
+        "uidMappings": [{"containerID": 1000, "hostID": 2000, "size": 1}],
+        "gidMappings": [{"containerID": 1000, "hostID": 3000, "size": 1}]
+    });
+    let mut mapped = json!({"destination": "/mapped", "type": "bind", "source": src,
+                            "options": ["rbind", "ro", "idmap"]});
+    let mut rmapped = json!({"destination": "/rmapped", "type": "bind", "source": src,
+                             "options": ["rbind", "ridmap"]});
+    for m in [&mut mapped, &mut rmapped] {
+        m["uidMappings"] = maps["uidMappings"].clone();
+        m["gidMappings"] = maps["gidMappings"].clone();
+    }
     add_mounts(
         &mut b,
-        json!([
-            {"destination": "/mapped", "type": "bind", "source": src, "options": ["rbind", "ro"],
-             "uidMappings": [{"containerID": 1000, "hostID": 2000, "size": 1}],
-             "gidMappings": [{"containerID": 1000, "hostID": 3000, "size": 1}]},
-            {"destination": "/plain", "type": "bind", "source": src, "options": ["rbind"]}
-        ]),
+        json!([mapped, rmapped,
+            {"destination": "/plain", "type": "bind", "source": src, "options": ["rbind"]}]),
     );
     let out = rt.run_ok(&b, &rt.id("idmap"));
     let m = parse_mountinfo(section(&out, "mountinfo"));
     assert!(at(&m, "/mapped").has("idmapped") && at(&m, "/mapped").has("ro"));
-    assert_eq!(section(&out, "script"), "2000:3000\n1000:1000\n");
+    assert!(!at(&m, "/mapped/nested").has("idmapped"));
+    assert!(at(&m, "/rmapped/nested").has("idmapped"));
+    assert_eq!(
+        section(&out, "script"),
+        "2000:3000\n1000:1000\n2000:3000\n1000:1000\n"
+    );
 
     // `idmap` alone: the container's user namespace mappings.
     let mut b = bundle_sh("stat -c '%u:%g' /mapped/f /plain/f");
@@ -752,6 +775,7 @@ fn idmapped_mounts() {
     // The host file is unchanged.
     let meta = std::fs::metadata(&file).unwrap();
     assert_eq!((meta.uid(), meta.gid()), (1000, 1000));
+    drop(nested);
 }
 
 #[test]
@@ -781,11 +805,11 @@ fn remount_changes_an_earlier_mount() {
     );
 }
 
-/// `run` must fail: returns stderr after checking that nothing is left.
-fn run_fails(rt: &Runtime, b: &Bundle, prefix: &str) -> String {
+/// `create` must fail: returns stderr after checking that nothing is left.
+fn create_fails(rt: &Runtime, b: &Bundle, prefix: &str) -> String {
     let id = rt.id(prefix);
-    let (code, _, err) = rt.run(b, &id);
-    assert_ne!(code, 0, "{err}");
+    let (ok, _, err) = rt.detached(&["create", "--bundle", &b.path_str(), &id]);
+    assert!(!ok, "create {id} succeeded");
     assert!(!rt.root().join(&id).exists(), "state left behind");
     assert!(host_mounts_under(b.path()).is_empty(), "mounts left behind");
     err
@@ -798,61 +822,52 @@ fn errors_name_the_mount_and_leave_nothing_behind() {
 
     let mut b = Bundle::busybox();
     b.edit(|c| c["linux"]["rootfsPropagation"] = json!("sideways"));
-    let err = run_fails(&rt, &b, "badprop");
+    let err = create_fails(&rt, &b, "badprop");
     assert!(
         err.contains("linux.rootfsPropagation") && err.contains("sideways"),
         "{err}"
     );
 
-    let mut b = Bundle::busybox();
-    add_mounts(
-        &mut b,
-        json!([{"destination": "/data", "type": "bind", "source": "/no/such/source", "options": ["rbind"]}]),
-    );
-    let err = run_fails(&rt, &b, "nosource");
-    for needle in ["mounts[7] /data", "open_tree", "/no/such/source", "ENOENT"] {
-        assert!(err.contains(needle), "{needle} in {err}");
+    // One bad mount after the default ones (so at index 7).
+    for (prefix, mount, needles) in [
+        (
+            "nosource",
+            json!({"destination": "/data", "type": "bind", "source": "/no/such/source", "options": ["rbind"]}),
+            &["mounts[7] /data", "open_tree", "/no/such/source", "ENOENT"][..],
+        ),
+        (
+            "baddata",
+            json!({"destination": "/data", "type": "tmpfs", "source": "tmpfs", "options": ["size=lots"]}),
+            &["mounts[7] /data", "mount", "size=lots", "EINVAL"],
+        ),
+        (
+            "bindsync",
+            json!({"destination": "/data", "type": "bind", "source": "rootfs", "options": ["bind", "sync"]}),
+            &["mounts[7].options", "\"sync\"", "no effect on a bind mount"],
+        ),
+        (
+            "overproc",
+            json!({"destination": "/proc/self/attr", "type": "tmpfs", "source": "tmpfs"}),
+            &["mounts[7]", "inside a procfs"],
+        ),
+        (
+            "idmaptmpfs",
+            json!({"destination": "/data", "type": "tmpfs", "source": "tmpfs", "options": ["idmap"]}),
+            &["mounts[7].options", "must be bind mounts"],
+        ),
+        (
+            "copyupbind",
+            json!({"destination": "/data", "type": "bind", "source": "rootfs", "options": ["rbind", "tmpcopyup"]}),
+            &["mounts[7].options", "tmpcopyup"],
+        ),
+    ] {
+        let mut b = Bundle::busybox();
+        add_mounts(&mut b, json!([mount]));
+        let err = create_fails(&rt, &b, prefix);
+        for needle in needles {
+            assert!(err.contains(needle), "{prefix}: {needle} in {err}");
+        }
     }
-
-    let mut b = Bundle::busybox();
-    add_mounts(
-        &mut b,
-        json!([{"destination": "/data", "type": "tmpfs", "source": "tmpfs", "options": ["size=lots"]}]),
-    );
-    let err = run_fails(&rt, &b, "baddata");
-    for needle in ["mounts[7] /data", "mount", "size=lots", "EINVAL"] {
-        assert!(err.contains(needle), "{needle} in {err}");
-    }
-
-    let mut b = Bundle::busybox();
-    add_mounts(
-        &mut b,
-        json!([{"destination": "/data", "type": "bind", "source": "rootfs", "options": ["bind", "sync"]}]),
-    );
-    let err = run_fails(&rt, &b, "bindsync");
-    assert!(
-        err.contains("mounts[7].options") && err.contains("\"sync\""),
-        "{err}"
-    );
-
-    let mut b = Bundle::busybox();
-    add_mounts(
-        &mut b,
-        json!([{"destination": "/proc/self/attr", "type": "tmpfs", "source": "tmpfs"}]),
-    );
-    let err = run_fails(&rt, &b, "overproc");
-    assert!(
-        err.contains("mounts[7]") && err.contains("inside a procfs"),
-        "{err}"
-    );
-
-    let mut b = Bundle::busybox();
-    add_mounts(
-        &mut b,
-        json!([{"destination": "/data", "type": "tmpfs", "source": "tmpfs", "options": ["idmap"]}]),
-    );
-    let err = run_fails(&rt, &b, "idmaptmpfs");
-    assert!(err.contains("must be bind mounts"), "{err}");
 
     let mut b = Bundle::busybox();
     b.edit(|c| {
@@ -861,7 +876,7 @@ fn errors_name_the_mount_and_leave_nothing_behind() {
             .unwrap()
             .retain(|n| n["type"] != "mount")
     });
-    let err = run_fails(&rt, &b, "nomountns");
+    let err = create_fails(&rt, &b, "nomountns");
     assert!(
         err.contains("config: mounts:") && err.contains("needs a mount namespace"),
         "{err}"

@@ -662,12 +662,18 @@ pub fn enter_rootfs(rootfs: &Path, no_pivot: bool) -> Result<()> {
     Ok(())
 }
 
-/// Completes the root filesystem after the root changed: read-only tmpfs
-/// mounts, a read-only root when `root.readonly` is set, then
+/// Completes the root filesystem after the root changed: the process's
+/// working directory, read-only tmpfs mounts, a read-only root when
+/// `root.readonly` is set, then
 /// `linux.readonlyPaths` and `linux.maskedPaths` (in runc's order).
 pub fn finish_rootfs(spec: &Spec, prepared: &Prepared) -> Result<()> {
     let t0 = Instant::now();
     let root = Root::open(Path::new("/"))?;
+    // As runc, the working directory is made if missing (before the root
+    // may become read-only).
+    if let Some(process) = spec.process() {
+        root.lookup_or_create(process.cwd(), Leaf::Dir, "process.cwd")?;
+    }
     let readonly = MountAttr {
         set: libc::MOUNT_ATTR_RDONLY,
         ..Default::default()
