@@ -20,9 +20,10 @@ use nix::mount::MsFlags;
 use nix::sys::stat::{Mode, mkdirat};
 use nix::unistd::symlinkat;
 
+use super::bind::{attach_bind, bind_tree};
 use super::options::{Depth, Options};
 use super::safe::{Leaf, Root, fd_path};
-use super::{RootfsContext, attach_bind, bind_tree, propagate, set_attr};
+use super::{RootfsContext, propagate, set_attr};
 use crate::cgroups::Hierarchy;
 use crate::error::{Error, Result};
 use crate::sys::MountAttr;

@@ -16,8 +16,8 @@ use nix::sched::CloneFlags;
 use nix::sys::wait::waitpid;
 use oci_spec::runtime::{LinuxIdMapping, Spec};
 
+use super::bind::{bind_source, bind_tree, check_bind_options};
 use super::options::{Depth, Options};
-use super::{bind_source, bind_tree, check_bind_options};
 use crate::error::{Error, Result, SysContext};
 use crate::namespaces::format_id_map;
 use crate::sys::{self, CloneResult};

@@ -5,14 +5,17 @@
 //! The runtime calls [`prepare_on_host`] before it forks the container's
 //! init process (id-mapped mounts need privileges the init may lack, and the
 //! host's cgroup hierarchies are best seen from outside the container's
-//! cgroup namespace). The init then calls, in order: [`prepare_rootfs`] (still seeing the host's
-//! paths, in its own mount namespace), [`enter_rootfs`], then
-//! [`finish_rootfs`].
+//! cgroup namespace). The init then calls, in order: [`prepare_rootfs`]
+//! (still seeing the host's paths, in its own mount namespace),
+//! [`enter_rootfs`], then [`finish_rootfs`].
 //!
 //! Every destination is resolved inside the root filesystem ([`safe`]), and
 //! mounts go onto the opened destination, never onto a path that could be
-//! resolved again.
+//! resolved again. Bind mounts are made with the new mount API (open_tree,
+//! mount_setattr, move_mount: Linux 5.12 or later), so that their attributes
+//! are set before they become visible.
 
+mod bind;
 mod cgroup;
 mod copyup;
 mod devices;
@@ -21,16 +24,14 @@ mod masks;
 pub mod options;
 pub mod safe;
 
-use std::ffi::CString;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, open};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
-use nix::sys::stat::{Mode, SFlag, fstat, umask};
+use nix::sys::stat::{Mode, fstat, umask};
 use nix::unistd::{chdir, chroot, fchdir, pivot_root};
 use oci_spec::runtime::{Mount, Spec};
 
@@ -38,6 +39,7 @@ use crate::cgroups::Hierarchy;
 use crate::error::{Error, Result, SysContext};
 use crate::sys::{self, MountAttr};
 
+use bind::{attach_bind, bind_source, bind_tree, check_bind_options};
 use idmap::IdmappedMounts;
 use options::{Depth, Options, Propagation};
 use safe::{Leaf, Root, fd_path};
@@ -334,72 +336,13 @@ fn mount_one(
     }
 }
 
-/// Refuses options that mean nothing on a bind mount rather than ignoring them.
-fn check_bind_options(opts: &Options, field: &str) -> Result<()> {
-    if let Some(o) = opts.superblock_options.first() {
-        return Err(Error::config(
-            format!("{field}.options"),
-            format!("{o:?} changes a file system's superblock and has no effect on a bind mount"),
-        ));
-    }
-    if let Some(o) = opts.data.first() {
-        return Err(Error::config(
-            format!("{field}.options"),
-            format!("unknown option {o:?} for a bind mount"),
-        ));
-    }
-    Ok(())
-}
-
-/// The host path a bind mount's `source` names (relative to the bundle).
-fn bind_source(m: &Mount, bundle: &Path, field: &str) -> Result<PathBuf> {
-    let source = m
-        .source()
-        .as_ref()
-        .filter(|s| !s.as_os_str().is_empty())
-        .ok_or_else(|| Error::config(format!("{field}.source"), "missing for a bind mount"))?;
-    Ok(if source.is_absolute() {
-        source.clone()
-    } else {
-        bundle.join(source)
-    })
-}
-
-/// Clones the tree at `source` as a detached bind mount and gives it the
-/// options' attributes (and an id mapping with `userns`): nothing is
-/// attached yet, so it is never visible with the wrong attributes.
-fn bind_tree(
-    source: &Path,
-    opts: &Options,
-    depth: Depth,
-    idmap: Option<(BorrowedFd<'_>, Depth)>,
-    what: &str,
-) -> Result<OwnedFd> {
-    let c = CString::new(source.as_os_str().as_bytes())
-        .map_err(|_| Error::config(what.to_string(), "source contains a NUL byte"))?;
-    let tree = sys::open_tree_clone(None, &c, depth == Depth::Recursive).map_err(|e| {
-        Error::sys(
-            "open_tree",
-            format!("{what}: source {}", source.display()),
-            e,
-        )
-    })?;
-    set_attr(tree.as_fd(), false, &opts.bind_attr(), what)?;
-    set_attr(tree.as_fd(), true, &opts.recursive, what)?;
-    if let Some((userns, depth)) = idmap {
-        let attr = MountAttr {
-            set: libc::MOUNT_ATTR_IDMAP,
-            userns_fd: Some(std::os::fd::AsRawFd::as_raw_fd(&userns)),
-            ..Default::default()
-        };
-        sys::mount_setattr(tree.as_fd(), depth == Depth::Recursive, &attr)
-            .map_err(|e| Error::sys("mount_setattr", format!("{what}: MOUNT_ATTR_IDMAP"), e))?;
-    }
-    Ok(tree)
-}
-
 /// Changes a mount's attributes (nothing when `attr` is empty).
-fn set_attr(fd: BorrowedFd<'_>, recursive: bool, attr: &MountAttr, what: &str) -> Result<()> {
+pub(super) fn set_attr(
+    fd: BorrowedFd<'_>,
+    recursive: bool,
+    attr: &MountAttr,
+    what: &str,
+) -> Result<()> {
     if attr.is_empty() {
         return Ok(());
     }
@@ -418,7 +361,7 @@ fn set_attr(fd: BorrowedFd<'_>, recursive: bool, attr: &MountAttr, what: &str) -
 }
 
 /// Applies propagation changes, in order, to the mount behind `fd`.
-fn propagate(fd: BorrowedFd<'_>, list: &[Propagation], what: &str) -> Result<()> {
+pub(super) fn propagate(fd: BorrowedFd<'_>, list: &[Propagation], what: &str) -> Result<()> {
     for p in list {
         let attr = MountAttr {
             propagation: p.kind.bits(),
@@ -435,30 +378,8 @@ fn propagate(fd: BorrowedFd<'_>, list: &[Propagation], what: &str) -> Result<()>
     Ok(())
 }
 
-/// Attaches a prepared bind tree at `dest` inside the root (created as a
-/// directory or an empty file, like the source), then applies propagation.
-fn attach_bind(
-    root: &Root,
-    tree: BorrowedFd<'_>,
-    dest: &Path,
-    opts: &Options,
-    rootfs: &Path,
-    what: &str,
-) -> Result<()> {
-    let st = fstat(tree).sys("fstat", format!("{what}: source"))?;
-    let leaf = if st.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFDIR.bits() {
-        Leaf::Dir
-    } else {
-        Leaf::File
-    };
-    let target = root.lookup_or_create(dest, leaf, what)?;
-    check_proc_destination(target.as_fd(), dest, is_procfs(tree), rootfs, what)?;
-    sys::move_mount(tree, target.as_fd()).map_err(|e| Error::sys("move_mount", what, e))?;
-    propagate(tree, &opts.propagation, what)
-}
-
 /// Whether the file behind `fd` is on a procfs.
-fn is_procfs(fd: BorrowedFd<'_>) -> bool {
+pub(super) fn is_procfs(fd: BorrowedFd<'_>) -> bool {
     nix::sys::statfs::fstatfs(fd)
         .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC)
 }
@@ -479,7 +400,7 @@ const PROC_MOUNTABLE: &[&str] = &[
 
 /// Refuses mounts that would hide parts of a procfs (over /proc itself only
 /// a procfs may go; below it only a few lxcfs-style files may be covered).
-fn check_proc_destination(
+pub(super) fn check_proc_destination(
     target: BorrowedFd<'_>,
     dest: &Path,
     proc_source: bool,
