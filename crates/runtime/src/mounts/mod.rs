@@ -9,7 +9,7 @@
 //! (still seeing the host's paths, in its own mount namespace),
 //! [`enter_rootfs`], then [`finish_rootfs`].
 //!
-//! Every destination is resolved inside the root filesystem ([`safe`]), and
+//! Every destination is resolved inside the root filesystem (module `safe`), and
 //! mounts go onto the opened destination, never onto a path that could be
 //! resolved again. Bind mounts are made with the new mount API (open_tree,
 //! mount_setattr, move_mount: Linux 5.12 or later), so that their attributes
@@ -21,8 +21,8 @@ mod copyup;
 mod devices;
 mod idmap;
 mod masks;
-pub mod options;
-pub mod safe;
+mod options;
+mod safe;
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
