@@ -164,11 +164,16 @@ impl Root {
     fn create_leaf(&self, path: &Path, leaf: Leaf) -> Option<OwnedFd> {
         let (parent, name) = split_leaf(path)?;
         let dir = self.lookup(parent).ok()?;
+        let mut flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
         match leaf {
-            Leaf::Dir => mkdirat(&dir, name, Mode::from_bits_truncate(0o755)).ok()?,
+            Leaf::Dir => {
+                mkdirat(&dir, name, Mode::from_bits_truncate(0o755)).ok()?;
+                // Had it been swapped for a symlink meanwhile, this fails.
+                flags |= OFlag::O_DIRECTORY;
+            }
             Leaf::File => drop(create_file(dir.as_fd(), name).ok()?),
         }
-        open_nofollow(dir.as_fd(), name).ok()
+        openat(dir.as_fd(), name, flags, Mode::empty()).ok()
     }
 
     /// The slow path of [`Root::lookup_or_create`]: one component at a time.
