@@ -237,6 +237,9 @@ impl Runtime {
             Mode::Run => None,
         };
 
+        // Made here, with the host's privileges and view; the init inherits it.
+        let rootfs_host = crate::mounts::prepare_on_host(&spec, &bundle)?;
+
         // Joining a pid namespace only affects children: do it around clone.
         let saved_pid_ns = match plan.join.iter().find(|j| j.typ == LinuxNamespaceType::Pid) {
             Some(join) => {
@@ -273,12 +276,14 @@ impl Runtime {
                     preserve_fds: opts.preserve_fds,
                     cgroup_ns_done: into_cgroup.is_some(),
                     seccomp,
+                    rootfs_host: &rootfs_host,
                 })
             }
             Ok(CloneResult::Parent(pid)) => pid,
             Err(e) => return Err(Error::sys("clone3", format!("{flags:?}"), e)),
         };
         cleanup.child = Some(pid);
+        drop(rootfs_host);
         drop(child_chan);
         drop(start_listener);
         drop(console);

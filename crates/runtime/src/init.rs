@@ -45,6 +45,8 @@ pub(crate) struct Init<'a> {
     pub cgroup_ns_done: bool,
     /// The compiled seccomp filter, installed just before exec.
     pub seccomp: Option<crate::seccomp::Setup>,
+    /// What the runtime prepared for the rootfs before forking us.
+    pub rootfs_host: &'a mounts::HostPrep,
 }
 
 /// Runs the init process; never returns.
@@ -113,8 +115,10 @@ fn setup(init: &mut Init<'_>) -> Result<Infallible> {
         bundle: init.bundle,
         new_mount_ns: plan.has(LinuxNamespaceType::Mount),
         user_ns: plan.has(LinuxNamespaceType::User),
+        cgroup_ns: plan.has(LinuxNamespaceType::Cgroup),
+        host: init.rootfs_host,
     };
-    mounts::prepare_rootfs(&ctx)?;
+    let prepared = mounts::prepare_rootfs(&ctx)?;
 
     let spec_hooks = init.spec.hooks().as_ref();
     if hooks::any(spec_hooks, &[Kind::Prestart, Kind::CreateRuntime]) {
@@ -131,7 +135,7 @@ fn setup(init: &mut Init<'_>) -> Result<Infallible> {
     }
     apply_sysctls(init.linux)?;
     if plan.has(LinuxNamespaceType::Mount) {
-        mounts::finish_rootfs(init.spec)?;
+        mounts::finish_rootfs(init.spec, &prepared)?;
     }
 
     process::apply_rlimits(init.process)?;

@@ -2,69 +2,189 @@
 //! `/dev`, changing root (pivot_root, or MS_MOVE + chroot), and the masked
 //! and read-only paths.
 //!
-//! The container's init process calls, in order: [`prepare_rootfs`] (still
-//! seeing the host's paths), [`enter_rootfs`], then [`finish_rootfs`].
+//! The runtime calls [`prepare_on_host`] before it forks the container's
+//! init process (id-mapped mounts need privileges the init may lack, and the
+//! host's cgroup hierarchies are best seen from outside the container's
+//! cgroup namespace). The init then calls, in order: [`prepare_rootfs`]
+//! (still seeing the host's paths, in its own mount namespace),
+//! [`enter_rootfs`], then [`finish_rootfs`].
+//!
+//! Every destination is resolved inside the root filesystem (module `safe`), and
+//! mounts go onto the opened destination, never onto a path that could be
+//! resolved again. Bind mounts are made with the new mount API (open_tree,
+//! mount_setattr, move_mount: Linux 5.12 or later), so that their attributes
+//! are set before they become visible.
 
-use std::path::Path;
+mod bind;
+mod cgroup;
+mod copyup;
+mod devices;
+mod idmap;
+mod masks;
+mod options;
+mod safe;
 
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use nix::errno::Errno;
 use nix::fcntl::{OFlag, open};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
-use nix::sys::stat::Mode;
+use nix::sys::stat::{Mode, fstat, umask};
 use nix::unistd::{chdir, chroot, fchdir, pivot_root};
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{Mount, Spec};
 
+use crate::cgroups::Hierarchy;
 use crate::error::{Error, Result, SysContext};
+use crate::sys::{self, MountAttr};
+
+use bind::{attach_bind, bind_source, bind_tree, check_bind_options};
+use idmap::IdmappedMounts;
+use options::{Depth, Options, Propagation};
+use safe::{Leaf, Root, fd_path};
 
 /// What the rootfs set-up needs to know besides the config.
 #[derive(Debug)]
 pub struct RootfsContext<'a> {
     /// The whole config.
     pub spec: &'a Spec,
-    /// The root filesystem on the host, absolute.
+    /// The root filesystem on the host, absolute and free of symlinks.
     pub rootfs: &'a Path,
-    /// The bundle directory (relative mount sources resolve against it).
+    /// The bundle directory (relative bind sources resolve against it).
     pub bundle: &'a Path,
     /// Whether the container has a mount namespace of its own.
     pub new_mount_ns: bool,
     /// Whether the container runs in a user namespace (devices are then
     /// bind-mounted from the host instead of created with mknod).
     pub user_ns: bool,
+    /// Whether the container has a cgroup namespace of its own (cgroup
+    /// mounts are then fresh cgroup file systems, else bind mounts of the
+    /// container's cgroup directories).
+    pub cgroup_ns: bool,
+    /// What the runtime prepared before the init process was forked.
+    pub host: &'a HostPrep,
 }
 
-/// Parses `rootfsPropagation` into mount flags (default: rslave).
-fn root_propagation(spec: &Spec) -> Result<MsFlags> {
+/// What the runtime prepares for the rootfs set-up before it forks the
+/// container's init process: the init inherits it.
+#[derive(Debug, Default)]
+pub struct HostPrep {
+    /// The id-mapped bind mounts, detached, by index in `mounts`.
+    idmapped: IdmappedMounts,
+    /// The host's cgroup hierarchies, when a `cgroup` mount needs them (seen
+    /// from inside a cgroup namespace, mountinfo hides their roots).
+    hierarchies: Vec<Hierarchy>,
+}
+
+/// Prepares, in the runtime and with the host's view, what the init's rootfs
+/// set-up needs: the id-mapped mounts and the host's cgroup hierarchies.
+pub fn prepare_on_host(spec: &Spec, bundle: &Path) -> Result<HostPrep> {
+    let needs_cgroups = spec
+        .mounts()
+        .iter()
+        .flatten()
+        .any(|m| m.typ().as_deref() == Some("cgroup") && !is_bind(m));
+    Ok(HostPrep {
+        idmapped: idmap::prepare(spec, bundle)?,
+        hierarchies: if needs_cgroups {
+            crate::cgroups::host_hierarchies()?
+        } else {
+            Vec::new()
+        },
+    })
+}
+
+/// What [`prepare_rootfs`] leaves for [`finish_rootfs`]: tmpfs mounts asked
+/// to be read-only stay writable until then, so that mount points, devices
+/// and the console can be created in them (as runc does).
+#[derive(Debug, Default)]
+pub struct Prepared {
+    /// Destinations (inside the container) to make read-only.
+    readonly_later: Vec<PathBuf>,
+}
+
+/// The `linux.rootfsPropagation` change applied to `/` (default: rslave).
+fn root_propagation(spec: &Spec) -> Result<Propagation> {
     let value = spec
         .linux()
         .as_ref()
         .and_then(|l| l.rootfs_propagation().clone())
         .unwrap_or_default();
-    Ok(match value.as_str() {
-        "" | "rslave" => MsFlags::MS_SLAVE | MsFlags::MS_REC,
-        "slave" => MsFlags::MS_SLAVE,
-        "rprivate" => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
-        "private" => MsFlags::MS_PRIVATE,
-        "rshared" => MsFlags::MS_SHARED | MsFlags::MS_REC,
-        "shared" => MsFlags::MS_SHARED,
-        "runbindable" => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
-        "unbindable" => MsFlags::MS_UNBINDABLE,
-        other => {
-            return Err(Error::config(
-                "linux.rootfsPropagation",
-                format!("unknown propagation {other:?}"),
-            ));
-        }
+    if value.is_empty() {
+        return Ok(Propagation {
+            kind: MsFlags::MS_SLAVE,
+            recursive: true,
+        });
+    }
+    options::propagation(&value).ok_or_else(|| {
+        Error::config(
+            "linux.rootfsPropagation",
+            format!("unknown propagation {value:?}"),
+        )
     })
 }
 
+/// The flags of mount(2) that make a propagation change.
+fn propagation_flags(p: Propagation) -> MsFlags {
+    if p.recursive {
+        p.kind | MsFlags::MS_REC
+    } else {
+        p.kind
+    }
+}
+
+/// Refuses, without a mount namespace of its own, what would have to be
+/// mounted in the host's.
+fn refuse_without_mount_ns(spec: &Spec) -> Result<()> {
+    let linux = spec.linux().as_ref();
+    let any = |v: Option<&Vec<String>>| v.is_some_and(|v| !v.is_empty());
+    let refused = if spec.mounts().as_ref().is_some_and(|m| !m.is_empty()) {
+        Some("mounts")
+    } else if any(linux.and_then(|l| l.masked_paths().as_ref())) {
+        Some("linux.maskedPaths")
+    } else if any(linux.and_then(|l| l.readonly_paths().as_ref())) {
+        Some("linux.readonlyPaths")
+    } else if linux.is_some_and(|l| l.devices().as_ref().is_some_and(|d| !d.is_empty())) {
+        Some("linux.devices")
+    } else if linux.is_some_and(|l| l.rootfs_propagation().is_some()) {
+        Some("linux.rootfsPropagation")
+    } else if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
+        Some("root.readonly")
+    } else {
+        None
+    };
+    match refused {
+        Some(field) => Err(Error::config(
+            field,
+            "needs a mount namespace of the container's own (linux.namespaces has no mount)",
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Sets up the root filesystem before the root is changed: propagation, the
-/// rootfs as a mount point, the config's mounts and `/dev`.
-pub fn prepare_rootfs(ctx: &RootfsContext<'_>) -> Result<()> {
+/// rootfs as a mount point, the config's mounts in order, and `/dev`.
+pub fn prepare_rootfs(ctx: &RootfsContext<'_>) -> Result<Prepared> {
+    let t0 = Instant::now();
     if !ctx.new_mount_ns {
-        return Ok(());
+        refuse_without_mount_ns(ctx.spec)?;
+        return Ok(Prepared::default());
     }
     let propagation = root_propagation(ctx.spec)?;
-    mount(None::<&str>, "/", None::<&str>, propagation, None::<&str>)
-        .sys("mount", "/ (root propagation)")?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        propagation_flags(propagation),
+        None::<&str>,
+    )
+    .sys("mount", "/ (linux.rootfsPropagation)")?;
+    if propagation.kind == MsFlags::MS_SHARED {
+        // pivot_root refuses a new root whose parent mount is shared, and
+        // the rootfs bind below would propagate to the host.
+        make_parent_private(ctx.rootfs)?;
+    }
     mount(
         Some(ctx.rootfs),
         ctx.rootfs,
@@ -76,12 +196,352 @@ pub fn prepare_rootfs(ctx: &RootfsContext<'_>) -> Result<()> {
         "mount",
         format!("bind {} onto itself", ctx.rootfs.display()),
     )?;
+    let root = Root::open(ctx.rootfs)?;
+
+    // Modes given in the config (devices, tmpfs) are meant exactly.
+    let saved_umask = umask(Mode::empty());
+    let result = (|| {
+        let mut prepared = Prepared::default();
+        let mounts = ctx.spec.mounts().as_deref().unwrap_or_default();
+        for (i, m) in mounts.iter().enumerate() {
+            mount_one(&root, i, m, ctx, &mut prepared)?;
+        }
+        devices::setup(&root, ctx.spec, ctx.user_ns, dev_bind_mount(mounts))?;
+        Ok(prepared)
+    })();
+    umask(saved_umask);
+    tracing::debug!(us = t0.elapsed().as_micros() as u64, "rootfs prepared");
+    result
+}
+
+/// Whether a mount is a bind mount (by type or option).
+fn is_bind(m: &Mount) -> bool {
+    m.typ().as_deref() == Some("bind")
+        || m.options()
+            .iter()
+            .flatten()
+            .any(|o| o == "bind" || o == "rbind")
+}
+
+/// The index of a bind mount at `/dev`, if the config has one.
+fn dev_bind_mount(mounts: &[Mount]) -> Option<usize> {
+    mounts
+        .iter()
+        .rposition(|m| is_bind(m) && lexical(m.destination()) == Path::new("/dev"))
+}
+
+/// A path made absolute and free of `.` and `..`, lexically.
+fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in path.components() {
+        match c {
+            std::path::Component::Normal(n) => out.push(n),
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Makes the mount that holds `rootfs` private (needed with shared root
+/// propagation, as runc does).
+fn make_parent_private(rootfs: &Path) -> Result<()> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| Error::io("read", "/proc/self/mountinfo", e))?;
+    let parent = text
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(|p| PathBuf::from(crate::cgroups::unescape_mountinfo(p)))
+        .filter(|p| rootfs.starts_with(p))
+        .max_by_key(|p| p.as_os_str().len())
+        .unwrap_or_else(|| PathBuf::from("/"));
+    mount(
+        None::<&str>,
+        &parent,
+        None::<&str>,
+        MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .sys(
+        "mount",
+        format!("{} (private, parent of the rootfs)", parent.display()),
+    )
+}
+
+/// Applies one entry of `mounts`.
+fn mount_one(
+    root: &Root,
+    i: usize,
+    m: &Mount,
+    ctx: &RootfsContext<'_>,
+    prepared: &mut Prepared,
+) -> Result<()> {
+    let dest = m.destination();
+    let field = format!("mounts[{i}]");
+    if dest.as_os_str().is_empty() {
+        return Err(Error::config(format!("{field}.destination"), "is empty"));
+    }
+    if safe::is_root(dest) {
+        return Err(Error::config(
+            format!("{field}.destination"),
+            format!(
+                "{} is the container's root: a mount there would hide the root filesystem",
+                dest.display()
+            ),
+        ));
+    }
+    let what = format!("{field} {}", dest.display());
+    let typ = m.typ().as_deref().unwrap_or("");
+    let opts = Options::parse(m.options().as_deref().unwrap_or_default());
+    let bind = opts.bind.or((typ == "bind").then_some(Depth::Single));
+    let mapped = opts.idmap.is_some() || m.uid_mappings().is_some() || m.gid_mappings().is_some();
+    if mapped && bind.is_none() {
+        return Err(Error::config(
+            format!("{field}.options"),
+            "id-mapped mounts (idmap, ridmap, uidMappings, gidMappings) must be bind mounts",
+        ));
+    }
+    if opts.copy_up && (typ != "tmpfs" || bind.is_some() || opts.remount) {
+        return Err(Error::config(
+            format!("{field}.options"),
+            "tmpcopyup only applies to a new tmpfs mount",
+        ));
+    }
+    if opts.remount {
+        return remount(root, m, &opts, bind.is_some(), &what);
+    }
+    if let Some(depth) = bind {
+        check_bind_options(&opts, &field)?;
+        if mapped {
+            let tree = ctx.host.idmapped.get(i).ok_or_else(|| {
+                Error::Other(format!(
+                    "{what}: the id-mapped mount was not prepared (prepare_on_host)"
+                ))
+            })?;
+            return attach_bind(root, tree, dest, &opts, ctx.rootfs, &what);
+        }
+        let source = bind_source(m, ctx.bundle, &field)?;
+        let tree = bind_tree(&source, &opts, depth, None, &what)?;
+        return attach_bind(root, tree.as_fd(), dest, &opts, ctx.rootfs, &what);
+    }
+    match typ {
+        "" => Err(Error::config(
+            format!("{field}.type"),
+            "missing: give a file-system type, or the bind option",
+        )),
+        "cgroup" => cgroup::mount(root, dest, &opts, ctx, &what),
+        _ => fs_mount(root, m, typ, &opts, ctx, prepared, &what),
+    }
+}
+
+/// Changes a mount's attributes (nothing when `attr` is empty).
+pub(super) fn set_attr(
+    fd: BorrowedFd<'_>,
+    recursive: bool,
+    attr: &MountAttr,
+    what: &str,
+) -> Result<()> {
+    if attr.is_empty() {
+        return Ok(());
+    }
+    sys::mount_setattr(fd, recursive, attr).map_err(|e| {
+        Error::sys(
+            "mount_setattr",
+            format!(
+                "{what}: set {:#x} clear {:#x}{}",
+                attr.set,
+                attr.clr,
+                if recursive { " recursively" } else { "" }
+            ),
+            e,
+        )
+    })
+}
+
+/// Applies propagation changes, in order, to the mount behind `fd`.
+pub(super) fn propagate(fd: BorrowedFd<'_>, list: &[Propagation], what: &str) -> Result<()> {
+    for p in list {
+        let attr = MountAttr {
+            propagation: p.kind.bits(),
+            ..Default::default()
+        };
+        sys::mount_setattr(fd, p.recursive, &attr).map_err(|e| {
+            Error::sys(
+                "mount_setattr",
+                format!("{what}: propagation {:?}", propagation_flags(*p)),
+                e,
+            )
+        })?;
+    }
     Ok(())
+}
+
+/// Whether the file behind `fd` is on a procfs.
+pub(super) fn is_procfs(fd: BorrowedFd<'_>) -> bool {
+    nix::sys::statfs::fstatfs(fd)
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC)
+}
+
+/// Files of /proc that may be mounted over (as runc allows, for lxcfs).
+const PROC_MOUNTABLE: &[&str] = &[
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+    "/proc/loadavg",
+    "/proc/slabinfo",
+    "/proc/net/dev",
+    "/proc/sys/kernel/ns_last_pid",
+];
+
+/// Refuses mounts that would hide parts of a procfs (over /proc itself only
+/// a procfs may go; below it only a few lxcfs-style files may be covered).
+pub(super) fn check_proc_destination(
+    target: BorrowedFd<'_>,
+    dest: &Path,
+    proc_source: bool,
+    rootfs: &Path,
+    what: &str,
+) -> Result<()> {
+    let refuse = |why: &str| Err(Error::config(what.to_string(), why.to_string()));
+    if !is_procfs(target) {
+        if lexical(dest) == Path::new("/proc") && !proc_source {
+            return refuse("only a procfs can be mounted at /proc");
+        }
+        return Ok(());
+    }
+    let st = fstat(target).sys("fstat", what)?;
+    // Inode 1 is the root of a procfs.
+    if st.st_ino == 1 {
+        return if proc_source {
+            Ok(())
+        } else {
+            refuse("only a procfs can be mounted over a procfs")
+        };
+    }
+    let host = std::fs::read_link(fd_path(&target)).map_err(|e| Error::io("readlink", what, e))?;
+    let inside = Path::new("/").join(host.strip_prefix(rootfs).unwrap_or(&host));
+    if PROC_MOUNTABLE.iter().any(|p| inside == Path::new(p)) {
+        return Ok(());
+    }
+    refuse(&format!(
+        "{} is inside a procfs: only {} may be mounted over",
+        inside.display(),
+        PROC_MOUNTABLE.join(", ")
+    ))
+}
+
+/// Mounts a new instance of file system `typ` at the mount's destination.
+fn fs_mount(
+    root: &Root,
+    m: &Mount,
+    typ: &str,
+    opts: &Options,
+    ctx: &RootfsContext<'_>,
+    prepared: &mut Prepared,
+    what: &str,
+) -> Result<()> {
+    let dest = m.destination();
+    let target = root.lookup_or_create(dest, Leaf::Dir, what)?;
+    check_proc_destination(target.as_fd(), dest, typ == "proc", ctx.rootfs, what)?;
+    let mut flags = opts.flags;
+    let readonly_later = typ == "tmpfs" && opts.readonly();
+    if readonly_later {
+        flags.remove(MsFlags::MS_RDONLY);
+    }
+    let source = m
+        .source()
+        .as_ref()
+        .map(|s| s.as_os_str())
+        .unwrap_or(typ.as_ref());
+    let data = opts.data();
+    let data_arg = (!data.is_empty()).then_some(data.as_str());
+    match mount(
+        Some(source),
+        fd_path(&target).as_str(),
+        Some(typ),
+        flags,
+        data_arg,
+    ) {
+        Ok(()) => {}
+        // A user namespace without a network namespace of its own may not
+        // mount sysfs: bind the host's /sys instead, as runc does.
+        Err(Errno::EPERM) if typ == "sysfs" && ctx.user_ns => {
+            let mut fallback = opts.clone();
+            let attr = opts.bind_attr();
+            fallback.recursive.set |= attr.set;
+            fallback.recursive.clr |= attr.clr;
+            let tree = bind_tree(Path::new("/sys"), &fallback, Depth::Recursive, None, what)?;
+            return attach_bind(root, tree.as_fd(), dest, opts, ctx.rootfs, what);
+        }
+        Err(e) => {
+            return Err(Error::sys(
+                "mount",
+                format!(
+                    "{what}: type {typ}, source {}, flags {flags:?}, data {data:?}",
+                    source.to_string_lossy()
+                ),
+                e,
+            ));
+        }
+    }
+    if readonly_later {
+        prepared.readonly_later.push(dest.to_path_buf());
+    }
+    if opts.copy_up || !opts.recursive.is_empty() || !opts.propagation.is_empty() {
+        let top = root
+            .lookup(dest)
+            .map_err(|e| Error::sys("openat2", format!("{what} (after mounting)"), e))?;
+        if opts.copy_up {
+            // `target` still names the directory now covered by the tmpfs.
+            let open_dir = |fd: &OwnedFd| {
+                nix::fcntl::openat(
+                    fd,
+                    ".",
+                    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| Error::sys("openat", format!("{what} (tmpcopyup)"), e))
+            };
+            copyup::copy_tree(open_dir(&target)?.as_fd(), open_dir(&top)?.as_fd(), what)?;
+        }
+        set_attr(top.as_fd(), true, &opts.recursive, what)?;
+        propagate(top.as_fd(), &opts.propagation, what)?;
+    }
+    Ok(())
+}
+
+/// `remount`: changes the mount already at the destination.
+fn remount(root: &Root, m: &Mount, opts: &Options, bind: bool, what: &str) -> Result<()> {
+    let target = root
+        .lookup(m.destination())
+        .map_err(|e| Error::sys("openat2", format!("{what} (remount)"), e))?;
+    if bind {
+        set_attr(target.as_fd(), false, &opts.bind_attr(), what)?;
+    } else {
+        let typ = m.typ().as_deref().unwrap_or("");
+        let data = opts.data();
+        mount(
+            m.source().as_deref(),
+            fd_path(&target).as_str(),
+            (!typ.is_empty()).then_some(typ),
+            opts.flags | MsFlags::MS_REMOUNT,
+            (!data.is_empty()).then_some(data.as_str()),
+        )
+        .sys("mount", format!("{what}: remount, data {data:?}"))?;
+    }
+    set_attr(target.as_fd(), true, &opts.recursive, what)?;
+    propagate(target.as_fd(), &opts.propagation, what)
 }
 
 /// Makes the rootfs the process's root: pivot_root, or (with `no_pivot`)
 /// MS_MOVE of the rootfs over `/` followed by chroot.
 pub fn enter_rootfs(rootfs: &Path, no_pivot: bool) -> Result<()> {
+    let t0 = Instant::now();
     if no_pivot {
         chdir(rootfs).sys("chdir", rootfs.display())?;
         mount(
@@ -94,6 +554,10 @@ pub fn enter_rootfs(rootfs: &Path, no_pivot: bool) -> Result<()> {
         .sys("mount", format!("move {} to /", rootfs.display()))?;
         chroot(".").sys("chroot", rootfs.display())?;
         chdir("/").sys("chdir", "/")?;
+        tracing::debug!(
+            us = t0.elapsed().as_micros() as u64,
+            "rootfs entered (no pivot)"
+        );
         return Ok(());
     }
     let flags = OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC;
@@ -115,26 +579,59 @@ pub fn enter_rootfs(rootfs: &Path, no_pivot: bool) -> Result<()> {
     .sys("mount", "old root (rslave)")?;
     umount2(".", MntFlags::MNT_DETACH).sys("umount2", "old root")?;
     chdir("/").sys("chdir", "/")?;
+    tracing::debug!(us = t0.elapsed().as_micros() as u64, "rootfs entered");
     Ok(())
 }
 
-/// Completes the root filesystem after the root changed: masked paths,
-/// read-only paths, and a read-only root when `root.readonly` is set.
-pub fn finish_rootfs(spec: &Spec) -> Result<()> {
+/// Completes the root filesystem after the root changed: the process's
+/// working directory, read-only tmpfs mounts, a read-only root when
+/// `root.readonly` is set, then
+/// `linux.readonlyPaths` and `linux.maskedPaths` (in runc's order).
+pub fn finish_rootfs(spec: &Spec, prepared: &Prepared) -> Result<()> {
+    let t0 = Instant::now();
+    let root = Root::open(Path::new("/"))?;
+    // As runc, the working directory is made if missing (before the root
+    // may become read-only).
+    if let Some(process) = spec.process() {
+        root.lookup_or_create(process.cwd(), Leaf::Dir, "process.cwd")?;
+    }
+    let readonly = MountAttr {
+        set: libc::MOUNT_ATTR_RDONLY,
+        ..Default::default()
+    };
+    for dest in &prepared.readonly_later {
+        let what = format!("{} (read-only)", dest.display());
+        let fd = root
+            .lookup(dest)
+            .map_err(|e| Error::sys("openat2", &what, e))?;
+        set_attr(fd.as_fd(), false, &readonly, &what)?;
+    }
     if spec
         .root()
         .as_ref()
         .and_then(|r| r.readonly())
         .unwrap_or(false)
     {
-        mount(
-            None::<&str>,
-            "/",
-            None::<&str>,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
-            None::<&str>,
-        )
-        .sys("mount", "/ (read-only remount)")?;
+        set_attr(root.fd(), false, &readonly, "/ (root.readonly)")?;
     }
+    if let Some(linux) = spec.linux() {
+        masks::readonly_paths(&root, linux.readonly_paths().as_deref().unwrap_or_default())?;
+        masks::masked_paths(&root, linux.masked_paths().as_deref().unwrap_or_default())?;
+    }
+    tracing::debug!(us = t0.elapsed().as_micros() as u64, "rootfs finished");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lexical_paths() {
+        assert_eq!(
+            lexical(Path::new("dev/../dev/./pts")),
+            Path::new("/dev/pts")
+        );
+        assert_eq!(lexical(Path::new("/../../proc")), Path::new("/proc"));
+    }
 }

@@ -1,0 +1,280 @@
+//! Mounts of type `cgroup`: the container's view of its cgroups.
+//!
+//! On a cgroup v2 host, a cgroup2 file system (with a cgroup namespace its
+//! root is the container's cgroup) or, without a cgroup namespace, a bind
+//! mount of the container's cgroup directory. On v1 and hybrid hosts, a tmpfs
+//! at the destination holding one mount per host hierarchy (the cgroup file
+//! system itself with a cgroup namespace, else a bind of the container's
+//! directory in that hierarchy), symlinks such as `cpu -> cpu,cpuacct` for
+//! co-mounted controllers, and on hybrid hosts the cgroup2 hierarchy under
+//! `unified`.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::mount::MsFlags;
+use nix::sys::stat::{Mode, mkdirat};
+use nix::unistd::symlinkat;
+
+use super::bind::{attach_bind, bind_tree};
+use super::options::{Depth, Options};
+use super::safe::{Leaf, Root, fd_path};
+use super::{RootfsContext, propagate, set_attr};
+use crate::cgroups::Hierarchy;
+use crate::error::{Error, Result};
+use crate::sys::MountAttr;
+
+/// Flags every cgroup mount gets: there is nothing to execute or open as a
+/// device in a cgroup file system.
+const CGROUP_FLAGS: MsFlags = MsFlags::MS_NOSUID
+    .union(MsFlags::MS_NODEV)
+    .union(MsFlags::MS_NOEXEC);
+
+/// Parses /proc/self/cgroup: hierarchy name (as [`Hierarchy::name`]) → the
+/// process's cgroup path in it.
+pub(super) fn parse_proc_cgroup(text: &str) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    for line in text.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let name = if controllers.is_empty() {
+            "unified".to_string()
+        } else {
+            let mut names: Vec<&str> = controllers.split(',').collect();
+            names.sort_unstable();
+            names.join(",")
+        };
+        out.insert(name, path.to_string());
+    }
+    out
+}
+
+/// The container's cgroup directory (on the host) in hierarchy `h`.
+fn own_dir(h: &Hierarchy, own: &HashMap<String, String>, what: &str) -> Result<PathBuf> {
+    let path = own.get(&h.name).ok_or_else(|| {
+        Error::cgroup(
+            &h.mount_point,
+            format!(
+                "{what}: the process is in no cgroup of hierarchy {}",
+                h.name
+            ),
+        )
+    })?;
+    Ok(h.mount_point.join(path.trim_start_matches('/')))
+}
+
+/// Mounts the container's cgroups at `dest`.
+pub(super) fn mount(
+    root: &Root,
+    dest: &Path,
+    opts: &Options,
+    ctx: &RootfsContext<'_>,
+    what: &str,
+) -> Result<()> {
+    if !opts.data.is_empty() {
+        return Err(Error::config(
+            what.to_string(),
+            format!("unknown option {:?} for a cgroup mount", opts.data[0]),
+        ));
+    }
+    let hierarchies = &ctx.host.hierarchies;
+    let own = if ctx.cgroup_ns {
+        HashMap::new()
+    } else {
+        let text = std::fs::read_to_string("/proc/self/cgroup")
+            .map_err(|e| Error::io("read", "/proc/self/cgroup", e))?;
+        parse_proc_cgroup(&text)
+    };
+    let flags = opts.flags | CGROUP_FLAGS;
+    let bind_opts = Options {
+        flags,
+        ..Options::default()
+    };
+
+    if let [h] = hierarchies.as_slice()
+        && h.version == 2
+    {
+        // Pure cgroup v2.
+        if ctx.cgroup_ns {
+            let target = root.lookup_or_create(dest, Leaf::Dir, what)?;
+            mount_cgroupfs(&target, "cgroup2", "cgroup2", None, flags, what)?;
+        } else {
+            let tree = bind_tree(
+                &own_dir(h, &own, what)?,
+                &bind_opts,
+                Depth::Single,
+                None,
+                what,
+            )?;
+            attach_bind(root, tree.as_fd(), dest, &bind_opts, ctx.rootfs, what)?;
+        }
+        return finish(root, dest, opts, false, what);
+    }
+    if hierarchies.is_empty() {
+        return Err(Error::cgroup(
+            "/proc/self/mountinfo",
+            format!("{what}: the host has no cgroup hierarchy mounted"),
+        ));
+    }
+
+    // v1 or hybrid: a tmpfs holding one directory per hierarchy.
+    let target = root.lookup_or_create(dest, Leaf::Dir, what)?;
+    nix::mount::mount(
+        Some("tmpfs"),
+        fd_path(&target).as_str(),
+        Some("tmpfs"),
+        CGROUP_FLAGS,
+        Some("mode=755"),
+    )
+    .map_err(|e| {
+        Error::sys(
+            "mount",
+            format!("{what}: tmpfs for the cgroup hierarchies"),
+            e,
+        )
+    })?;
+    let dir = root
+        .lookup(dest)
+        .map_err(|e| Error::sys("openat2", format!("{what} (after mounting)"), e))?;
+    for h in hierarchies {
+        let Some(name) = h.mount_point.file_name() else {
+            continue;
+        };
+        match mkdirat(&dir, name, Mode::from_bits_truncate(0o755)) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => {
+                return Err(Error::sys(
+                    "mkdirat",
+                    format!("{what}/{}", name.display()),
+                    e,
+                ));
+            }
+        }
+        let sub_what = format!("{what}/{}", name.display());
+        let sub = Path::new(dest).join(name);
+        if ctx.cgroup_ns {
+            // In the tmpfs just made: nothing there can be a symlink.
+            let sub_fd = nix::fcntl::openat(
+                &dir,
+                name,
+                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| Error::sys("openat", &sub_what, e))?;
+            if h.version == 2 {
+                mount_cgroupfs(&sub_fd, "cgroup2", "cgroup2", None, flags, &sub_what)?;
+            } else {
+                // A named hierarchy ("name=systemd") is shown by its name.
+                let source = h.name.strip_prefix("name=").unwrap_or("cgroup");
+                mount_cgroupfs(&sub_fd, source, "cgroup", Some(&h.name), flags, &sub_what)?;
+            }
+        } else {
+            let source = own_dir(h, &own, &sub_what)?;
+            let tree = bind_tree(&source, &bind_opts, Depth::Single, None, &sub_what)?;
+            attach_bind(root, tree.as_fd(), &sub, &bind_opts, ctx.rootfs, &sub_what)?;
+        }
+        // Co-mounted controllers: `cpu -> cpu,cpuacct`, `cpuacct -> cpu,cpuacct`.
+        let text = name.to_string_lossy();
+        if h.version == 1 && text.contains(',') {
+            for controller in text.split(',') {
+                match symlinkat(name, &dir, OsStr::new(controller)) {
+                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Err(e) => {
+                        return Err(Error::sys(
+                            "symlinkat",
+                            format!("{what}/{controller} -> {}", name.display()),
+                            e,
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    finish(root, dest, opts, opts.readonly(), what)
+}
+
+/// Mounts a cgroup file system onto `target`.
+fn mount_cgroupfs(
+    target: &impl AsFd,
+    source: &str,
+    fstype: &str,
+    data: Option<&str>,
+    flags: MsFlags,
+    what: &str,
+) -> Result<()> {
+    nix::mount::mount(
+        Some(source),
+        fd_path(&target.as_fd()).as_str(),
+        Some(fstype),
+        flags,
+        data,
+    )
+    .map_err(|e| {
+        Error::sys(
+            "mount",
+            format!("{what}: {fstype} {}", data.unwrap_or("")),
+            e,
+        )
+    })
+}
+
+/// Applies read-only (to the holding tmpfs), recursive attributes and
+/// propagation to the mount now at `dest`.
+fn finish(root: &Root, dest: &Path, opts: &Options, readonly: bool, what: &str) -> Result<()> {
+    if !readonly && opts.recursive.is_empty() && opts.propagation.is_empty() {
+        return Ok(());
+    }
+    let top = root
+        .lookup(dest)
+        .map_err(|e| Error::sys("openat2", format!("{what} (after mounting)"), e))?;
+    if readonly {
+        let attr = MountAttr {
+            set: libc::MOUNT_ATTR_RDONLY,
+            ..Default::default()
+        };
+        set_attr(top.as_fd(), false, &attr, what)?;
+    }
+    set_attr(top.as_fd(), true, &opts.recursive, what)?;
+    propagate(top.as_fd(), &opts.propagation, what)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_cgroup_is_parsed() {
+        let text = "12:cpu,cpuacct:/a\n4:memory:/process_api/x\n1:name=systemd:/user.slice\n\
+                    3:cpuacct,cpu:/b\n0::/u\nbad line\n";
+        let m = parse_proc_cgroup(text);
+        assert_eq!(m["memory"], "/process_api/x");
+        assert_eq!(m["name=systemd"], "/user.slice");
+        assert_eq!(m["unified"], "/u");
+        // Controllers are sorted as Hierarchy::name has them; the last line wins.
+        assert_eq!(m["cpu,cpuacct"], "/b");
+        assert_eq!(m.len(), 4);
+    }
+
+    #[test]
+    fn own_dir_joins_the_mount_point() {
+        let h = Hierarchy {
+            name: "memory".into(),
+            mount_point: PathBuf::from("/sys/fs/cgroup/memory"),
+            version: 1,
+        };
+        let own = parse_proc_cgroup("4:memory:/a/b\n");
+        assert_eq!(
+            own_dir(&h, &own, "t").unwrap(),
+            PathBuf::from("/sys/fs/cgroup/memory/a/b")
+        );
+        let err = own_dir(&h, &HashMap::new(), "t").unwrap_err();
+        assert!(err.to_string().contains("no cgroup of hierarchy memory"));
+    }
+}
