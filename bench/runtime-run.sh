@@ -8,8 +8,10 @@ cd "$(dirname "$0")/.."
 . bench/lib.sh
 CAPSA_BIN=$(./scripts/build-release.sh)
 work=$(mktemp -d /tmp/capsa-bench-XXXXXX)
-croot=$(mktemp -d /run/capsa-bench-XXXXXX)
-rroot=$(mktemp -d /run/runc-bench-XXXXXX)
+# State roots on tmpfs, as /run is on most hosts (on some test machines /run
+# is on the root file system); both runtimes get the same.
+croot=$(mktemp -d /dev/shm/capsa-bench-XXXXXX)
+rroot=$(mktemp -d /dev/shm/runc-bench-XXXXXX)
 trap 'rm -rf "$work" "$croot" "$rroot"' EXIT
 make_busybox_bundle "$work"
 edit_config "$work/config.json" '
