@@ -14,6 +14,25 @@ use oci_spec::runtime::{Capability, LinuxCapabilities};
 use crate::error::{Error, Result};
 use crate::sys;
 
+/// The 14 capabilities Docker gives a container by default (and capsa's
+/// engine with it).
+pub const DEFAULT_CONTAINER_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
 /// The capabilities of one process, as bit masks (bit N = capability N).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CapSets {

@@ -9,6 +9,7 @@
 //! generated from libseccomp's ([`tables`]).
 
 pub mod bpf;
+pub mod profile;
 mod tables;
 
 use std::collections::BTreeMap;
