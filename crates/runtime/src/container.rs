@@ -6,19 +6,18 @@
 //! a [`Channel`], records the state and returns while the init process waits
 //! on the start socket. No program is re-executed.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use nix::sched::CloneFlags;
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use crate::cgroups::Manager;
-use crate::error::{Error, IoContext, Result, SysContext};
+use crate::error::{Error, IoContext, Result};
 use crate::hooks::{self, Kind};
 use crate::init::{self, Init};
 use crate::namespaces::{self, Plan};
@@ -26,7 +25,7 @@ use crate::spec;
 use crate::state::{ContainerDir, Record, StateRoot, Status, write_atomic};
 use crate::sync::{Channel, Msg};
 use crate::sys::{self, CloneResult};
-use crate::{console, procfs};
+use crate::{console, process, procfs};
 
 /// Options of `create` (and of the create half of `run`).
 #[derive(Clone, Debug, Default)]
@@ -172,29 +171,11 @@ impl Runtime {
         tracing::debug!(us = t0.elapsed().as_micros() as u64, "config loaded");
 
         let terminal = process.terminal().unwrap_or(false);
-        let console = match (&opts.console_socket, terminal, &mode) {
-            (Some(path), true, _) => Some(console::connect(path)?),
-            (Some(_), false, _) => {
-                return Err(Error::Other(
-                    "--console-socket is given but process.terminal is false".into(),
-                ));
-            }
-            (None, true, Mode::Create) => {
-                return Err(Error::Other(
-                    "process.terminal is true: --console-socket is required".into(),
-                ));
-            }
-            (None, _, _) => None,
-        };
-        // `run` with a terminal and no console socket receives the pty itself.
-        let (console, own_console) = match (console, terminal) {
-            (None, true) => {
-                let (ours, theirs) =
-                    std::os::unix::net::UnixStream::pair().ctx("socketpair", "console")?;
-                (Some(OwnedFd::from(theirs)), Some(OwnedFd::from(ours)))
-            }
-            (c, _) => (c, None),
-        };
+        let (console, own_console) = console::for_process(
+            opts.console_socket.as_deref(),
+            terminal,
+            matches!(mode, Mode::Run),
+        )?;
 
         let dir = self.root.create(&opts.id)?;
         let mut cleanup = Cleanup {
@@ -225,23 +206,10 @@ impl Runtime {
             Mode::Run => None,
         };
 
-        // Joining a pid namespace only affects children: do it around clone.
-        let saved_pid_ns = match plan.join.iter().find(|j| j.typ == LinuxNamespaceType::Pid) {
-            Some(join) => {
-                let own =
-                    namespaces::open_ns(Path::new("/proc/self/ns/pid"), LinuxNamespaceType::Pid)?;
-                namespaces::enter(join)?;
-                Some(own)
-            }
-            None => None,
-        };
         let into_cgroup = cg.clone_into_fd().map(|fd| fd.as_raw_fd());
         let flags = plan.clone_flags(into_cgroup.is_some());
-        let forked = sys::clone3(flags.bits() as u64, into_cgroup);
-        if let Some(own) = &saved_pid_ns {
-            nix::sched::setns(own.as_fd(), CloneFlags::CLONE_NEWPID)
-                .sys("setns", "own pid namespace")?;
-        }
+        let pid_ns = plan.join.iter().find(|j| j.typ == LinuxNamespaceType::Pid);
+        let forked = namespaces::clone_into(pid_ns, flags, into_cgroup);
         let pid = match forked {
             Ok(CloneResult::Child) => {
                 drop(parent_chan);
@@ -263,7 +231,7 @@ impl Runtime {
                 })
             }
             Ok(CloneResult::Parent(pid)) => pid,
-            Err(e) => return Err(Error::sys("clone3", format!("{flags:?}"), e)),
+            Err(e) => return Err(e),
         };
         cleanup.child = Some(pid);
         drop(child_chan);
@@ -282,9 +250,7 @@ impl Runtime {
             cg.add_process(pid)?;
         }
         if let Some(score) = process.oom_score_adj() {
-            let path = format!("/proc/{pid}/oom_score_adj");
-            std::fs::write(&path, score.to_string())
-                .map_err(|e| Error::config("process.oomScoreAdj", format!("{path}: {e}")))?;
+            process::set_oom_score_adj(pid, score)?;
         }
 
         let mut record = Record {
@@ -613,7 +579,7 @@ fn wait_gone(record: &Record, timeout: Duration) -> Result<()> {
 }
 
 /// Writes the pid file atomically, as runc does.
-fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {
+pub(crate) fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {
     let path = std::path::absolute(path).ctx("resolve", path)?;
     write_atomic(&path, pid.to_string().as_bytes(), 0o644)
 }

@@ -48,21 +48,26 @@ pub(crate) struct Init<'a> {
 /// Runs the init process; never returns.
 pub(crate) fn run(mut init: Init<'_>) -> ! {
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| setup(&mut init)));
-    let text = match outcome {
+    let _ = init.chan.send(&Msg::Error(failure_text(outcome)));
+    sys::exit_now(1)
+}
+
+/// The error text a child of clone3 reports to the runtime when its set-up
+/// returned an error or panicked.
+pub(crate) fn failure_text(outcome: std::thread::Result<Result<Infallible>>) -> String {
+    match outcome {
         Ok(Ok(never)) => match never {},
         Ok(Err(Error::Init(text))) => text,
         Ok(Err(e)) => e.to_string(),
         Err(panic) => format!(
-            "init panicked: {}",
+            "set-up panicked: {}",
             panic
                 .downcast_ref::<String>()
                 .map(String::as_str)
                 .or_else(|| panic.downcast_ref::<&str>().copied())
                 .unwrap_or("?")
         ),
-    };
-    let _ = init.chan.send(&Msg::Error(text));
-    sys::exit_now(1)
+    }
 }
 
 fn setup(init: &mut Init<'_>) -> Result<Infallible> {
@@ -212,7 +217,7 @@ fn enter_new_time_ns(linux: &Linux) -> Result<()> {
 }
 
 /// Gives the container a session keyring of its own.
-fn join_keyring(id: &str) -> Result<()> {
+pub(crate) fn join_keyring(id: &str) -> Result<()> {
     let name = std::ffi::CString::new(format!("_ses.{id}"))
         .map_err(|_| Error::Other("container id contains a NUL byte".into()))?;
     match sys::join_session_keyring(&name) {
@@ -239,7 +244,7 @@ fn apply_sysctls(linux: &Linux) -> Result<()> {
 }
 
 /// Whether setgroups(2) is allowed in the current user namespace.
-fn setgroups_allowed() -> bool {
+pub(crate) fn setgroups_allowed() -> bool {
     std::fs::read_to_string("/proc/self/setgroups")
         .map(|s| s.trim() == "allow")
         .unwrap_or(true)

@@ -262,6 +262,14 @@ pub fn cstring(s: &OsStr) -> Result<CString> {
         .map_err(|_| Error::config("process", format!("{s:?} contains a NUL byte")))
 }
 
+/// Writes `process.oomScoreAdj` for process `pid` (done by the runtime, as
+/// lowering it needs privileges the container's process may not have).
+pub fn set_oom_score_adj(pid: nix::unistd::Pid, score: i32) -> Result<()> {
+    let path = format!("/proc/{pid}/oom_score_adj");
+    std::fs::write(&path, score.to_string())
+        .map_err(|e| Error::config("process.oomScoreAdj", format!("{path}: {e}")))
+}
+
 /// Sets the process's uid and gid to 0 in a new user namespace whose mapping
 /// includes 0, so that it holds its capabilities under a known identity.
 pub fn become_root_in_userns() -> Result<()> {
