@@ -168,7 +168,10 @@ fn caps_and_no_new_privs_flags() {
         assert_eq!(inspect::status_field(plain, field), base, "{field}");
         assert_eq!(inspect::status_field(more, field), added, "{field}");
     }
-    assert_eq!(inspect::status_field(more, "CapInh"), inspect::cap_mask(&[]));
+    assert_eq!(
+        inspect::status_field(more, "CapInh"),
+        inspect::cap_mask(&[])
+    );
     assert_eq!(inspect::status_field(more, "NoNewPrivs"), "1");
     let msg = exec(&rt, &["--cap", "CAP_NOPE", &id, "true"]).2;
     assert!(msg.contains("CAP_NOPE"), "{msg}");
@@ -189,21 +192,32 @@ fn process_file_describes_the_process() {
         "user": {"uid": 1000, "gid": 1000}
     }));
     let (code, out, err) = exec(&rt, &["--process", &f, &id]);
-    assert_eq!((code, out.as_str()), (3, "from-file\n/tmp\n1000\n"), "{err}");
+    assert_eq!(
+        (code, out.as_str()),
+        (3, "from-file\n/tmp\n1000\n"),
+        "{err}"
+    );
 
     // Flags that would change the process cannot be combined with it.
     let msg = exec(&rt, &["--process", &f, "--env", "A=1", &id]).2;
-    assert!(msg.contains("--env cannot be combined with --process"), "{msg}");
+    assert!(
+        msg.contains("--env cannot be combined with --process"),
+        "{msg}"
+    );
     let msg = exec(&rt, &["--process", &f, &id, "true"]).2;
     assert!(msg.contains("cannot be given with --process"), "{msg}");
 
     // Fields this runtime cannot honour are refused, naming them.
-    write(json!({"args": ["true"], "cwd": "/", "user": {"uid": 0, "gid": 0},
-        "apparmorProfile": "unconfined-x"}));
+    write(
+        json!({"args": ["true"], "cwd": "/", "user": {"uid": 0, "gid": 0},
+        "apparmorProfile": "unconfined-x"}),
+    );
     let msg = exec(&rt, &["--process", &f, &id]).2;
     assert!(msg.contains("apparmorProfile"), "{msg}");
-    write(json!({"args": ["true"], "cwd": "/", "user": {"uid": 0, "gid": 0},
-        "scheduler": {"policy": "SCHED_FIFO", "priority": 1}}));
+    write(
+        json!({"args": ["true"], "cwd": "/", "user": {"uid": 0, "gid": 0},
+        "scheduler": {"policy": "SCHED_FIFO", "priority": 1}}),
+    );
     let msg = exec(&rt, &["--process", &f, &id]).2;
     assert!(msg.contains("scheduler"), "{msg}");
     // A malformed file names the field.
@@ -235,7 +249,10 @@ fn signals_are_forwarded_to_the_process() {
     let init_pidns = ns_ino(rt.state(&id)["pid"].as_i64().unwrap(), "pid");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while inspect::pids_in_pid_ns(init_pidns).len() < 2 {
-        assert!(std::time::Instant::now() < deadline, "exec'd sleep never ran");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "exec'd sleep never ran"
+        );
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     nix::sys::signal::kill(

@@ -29,7 +29,10 @@ fn args_env_and_cwd() {
         c["process"]["cwd"] = json!("/home/user");
     });
     let id = rt.id("args");
-    assert_eq!(rt.run_ok(&b, &id), "zero|one two|\nhello world\n/home/user\n");
+    assert_eq!(
+        rt.run_ok(&b, &id),
+        "zero|one two|\nhello world\n/home/user\n"
+    );
 }
 
 #[test]
@@ -48,7 +51,10 @@ fn user_groups_and_umask() {
     // Wait for the script to reach `sleep`.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap() != "sleep\n" {
-        assert!(std::time::Instant::now() < deadline, "the script never slept");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the script never slept"
+        );
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     use std::os::unix::fs::MetadataExt;
@@ -119,7 +125,10 @@ fn rlimit_above_the_hosts_hard_limit_is_an_error() {
     });
     let (code, _, err) = rt.run(&b, &id);
     assert_ne!(code, 0);
-    assert!(err.contains("soft limit 2048 is above hard limit 1024"), "{err}");
+    assert!(
+        err.contains("soft limit 2048 is above hard limit 1024"),
+        "{err}"
+    );
 }
 
 /// Whether we hold CAP_SYS_RESOURCE (then rlimits can be raised).

@@ -11,6 +11,7 @@ use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
+use nix::sched::CloneFlags;
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
@@ -210,7 +211,7 @@ impl Runtime {
         let flags = plan.clone_flags(into_cgroup.is_some());
         let pid_ns = plan.join.iter().find(|j| j.typ == LinuxNamespaceType::Pid);
         let forked = namespaces::clone_into(pid_ns, flags, into_cgroup);
-        let pid = match forked {
+        let mut pid = match forked {
             Ok(CloneResult::Child) => {
                 drop(parent_chan);
                 init::run(Init {
@@ -227,7 +228,7 @@ impl Runtime {
                     no_pivot: opts.no_pivot,
                     no_new_keyring: opts.no_new_keyring,
                     preserve_fds: opts.preserve_fds,
-                    cgroup_ns_done: into_cgroup.is_some(),
+                    cgroup_ns_done: flags.contains(CloneFlags::CLONE_NEWCGROUP),
                 })
             }
             Ok(CloneResult::Parent(pid)) => pid,
@@ -237,6 +238,21 @@ impl Runtime {
         drop(child_chan);
         drop(start_listener);
         drop(console);
+        if plan.forks_twice() {
+            // The first child made the pid namespace and forked the init.
+            let init_pid = match parent_chan.recv()? {
+                Some(Msg::Pid(p)) => Pid::from_raw(p),
+                Some(Msg::Error(text)) => return Err(Error::Init(text)),
+                other => {
+                    return Err(Error::Other(format!(
+                        "sync: expected the init's pid, got {other:?}"
+                    )));
+                }
+            };
+            let _ = waitpid(pid, None);
+            pid = init_pid;
+            cleanup.child = Some(pid);
+        }
         tracing::debug!(
             us = t0.elapsed().as_micros() as u64,
             pid = pid.as_raw(),

@@ -71,6 +71,9 @@ pub(crate) fn failure_text(outcome: std::thread::Result<Result<Infallible>>) -> 
 }
 
 fn setup(init: &mut Init<'_>) -> Result<Infallible> {
+    if init.plan.joins(LinuxNamespaceType::User) {
+        create_in_joined_user_ns(init)?;
+    }
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
         .sys("prctl", "PR_SET_PDEATHSIG")?;
     // Had the runtime died before the line above, the channel would be at
@@ -92,8 +95,13 @@ fn setup(init: &mut Init<'_>) -> Result<Infallible> {
         process::become_root_in_userns()?;
     }
     for join in &plan.join {
-        namespaces::enter(join)?;
+        // A joined user namespace was entered first of all.
+        if join.typ != LinuxNamespaceType::User {
+            namespaces::enter(join)?;
+        }
     }
+    // Read now: after the root changes, /proc is the container's (if any).
+    let setgroups_allowed = !plan.has(LinuxNamespaceType::User) || setgroups_allowed();
     if plan.creates(LinuxNamespaceType::Cgroup) && !init.cgroup_ns_done {
         namespaces::unshare_ns(CloneFlags::CLONE_NEWCGROUP)?;
     }
@@ -152,9 +160,11 @@ fn setup(init: &mut Init<'_>) -> Result<Infallible> {
     init.console = None;
     let exe = process::find_executable(init.process)?;
 
-    init.chan.send(&Msg::Ready)?;
-    // From here on the runtime that created us may exit at any time.
+    // Once it has our Ready the runtime that created us may exit at any
+    // time: stop dying with it first (should it fail before recording the
+    // container, it kills us itself).
     nix::sys::prctl::set_pdeathsig(None).sys("prctl", "PR_SET_PDEATHSIG")?;
+    init.chan.send(&Msg::Ready)?;
     match init.start_listener.take() {
         None => init.chan.expect(Msg::Start)?,
         Some(listener) => {
@@ -166,8 +176,42 @@ fn setup(init: &mut Init<'_>) -> Result<Infallible> {
     }
     hooks::run_all(spec_hooks, Kind::StartContainer, state.as_bytes())?;
 
-    let setgroups_allowed = !plan.has(LinuxNamespaceType::User) || setgroups_allowed();
     process::finalize_and_exec(init.process, &exe, init.preserve_fds, setgroups_allowed)
+}
+
+/// With a user namespace joined by path, the namespaces the container
+/// creates must belong to it: joins it, creates them (but cgroup and time,
+/// made later in set-up), and for a new pid namespace forks the init process
+/// as a sibling (CLONE_PARENT): this first child reports its pid and exits.
+fn create_in_joined_user_ns(init: &Init<'_>) -> Result<()> {
+    let plan = init.plan;
+    if let Some(join) = plan.join.iter().find(|j| j.typ == LinuxNamespaceType::User) {
+        namespaces::enter(join)?;
+    }
+    let mut flags = CloneFlags::empty();
+    for &typ in &plan.create {
+        if !matches!(
+            typ,
+            LinuxNamespaceType::Cgroup | LinuxNamespaceType::Time | LinuxNamespaceType::Pid
+        ) {
+            flags |= namespaces::clone_flag(typ);
+        }
+    }
+    if !flags.is_empty() {
+        namespaces::unshare_ns(flags)?;
+    }
+    if !plan.forks_twice() {
+        return Ok(());
+    }
+    namespaces::unshare_ns(CloneFlags::CLONE_NEWPID)?;
+    match sys::clone3(CloneFlags::CLONE_PARENT.bits() as u64, None) {
+        Ok(sys::CloneResult::Child) => Ok(()),
+        Ok(sys::CloneResult::Parent(pid)) => {
+            init.chan.send(&Msg::Pid(pid.as_raw()))?;
+            sys::exit_now(0)
+        }
+        Err(e) => Err(Error::sys("clone3", "CLONE_PARENT (init)", e)),
+    }
 }
 
 /// Accepts `start` connections on the listening socket until one sends the

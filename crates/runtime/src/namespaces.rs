@@ -102,11 +102,23 @@ impl Plan {
         self.creates(typ) || self.joins(typ)
     }
 
+    /// Whether the init process forks a second time: a new pid namespace
+    /// must be created after joining a user namespace by path (to belong to
+    /// it), and only children enter a new pid namespace.
+    pub fn forks_twice(&self) -> bool {
+        self.joins(LinuxNamespaceType::User) && self.creates(LinuxNamespaceType::Pid)
+    }
+
     /// Clone flags for the namespaces that are created at clone time: all new
     /// ones except cgroup (entered after the process is in its cgroup, unless
     /// `cgroup_at_clone`) and time (whose offsets must be written first).
+    /// None when a user namespace is joined by path: the new namespaces must
+    /// belong to it, so the init process creates them after joining it.
     pub fn clone_flags(&self, cgroup_at_clone: bool) -> CloneFlags {
         let mut flags = CloneFlags::empty();
+        if self.joins(LinuxNamespaceType::User) {
+            return flags;
+        }
         for &typ in &self.create {
             match typ {
                 LinuxNamespaceType::Time => {}

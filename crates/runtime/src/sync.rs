@@ -26,6 +26,9 @@ pub enum Msg {
     Ready,
     /// Runtime → init: exec the user's program now.
     Start,
+    /// Init → runtime: the init process forked again (to create a pid
+    /// namespace inside a joined user namespace); this is the new init's pid.
+    Pid(i32),
     /// Either way: this went wrong; the sender gives up.
     Error(String),
 }
@@ -38,6 +41,7 @@ impl Msg {
             Msg::Ready => b"R".to_vec(),
             Msg::Start => b"S".to_vec(),
             Msg::Go(text) => tagged(b'G', text),
+            Msg::Pid(pid) => tagged(b'P', &pid.to_string()),
             Msg::Error(text) => tagged(b'E', text),
         }
     }
@@ -49,6 +53,11 @@ impl Msg {
             Some(b'h') => Msg::HooksDone,
             Some(b'R') => Msg::Ready,
             Some(b'S') => Msg::Start,
+            Some(b'P') => Msg::Pid(
+                String::from_utf8_lossy(&bytes[1..])
+                    .parse()
+                    .map_err(|_| Error::Other(format!("sync: bad pid message {bytes:?}")))?,
+            ),
             Some(b'E') => Msg::Error(String::from_utf8_lossy(&bytes[1..]).into_owned()),
             _ => return Err(Error::Other(format!("sync: unexpected message {bytes:?}"))),
         })
@@ -150,6 +159,7 @@ mod tests {
             Msg::HooksDone,
             Msg::Ready,
             Msg::Start,
+            Msg::Pid(4242),
             Msg::Error("mount /proc: EPERM".into()),
         ] {
             a.send(&m).unwrap();

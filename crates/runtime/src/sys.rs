@@ -37,14 +37,21 @@ struct CloneArgs {
 /// Kernel flag of clone3(2): place the child in the cgroup given by `cgroup`.
 pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
-/// Forks the calling process with `flags` (namespace flags, CLONE_INTO_CGROUP)
+/// Forks the calling process with `flags` (namespace flags, CLONE_PARENT, CLONE_INTO_CGROUP)
 /// by clone3(2), fork-style: the child runs on a copy of the caller's stack.
 ///
 /// The caller must be single-threaded, as for fork(2).
 pub fn clone3(flags: u64, cgroup_fd: Option<RawFd>) -> Result<CloneResult, Errno> {
+    // With CLONE_PARENT the child inherits the caller's exit signal, and
+    // clone3 requires 0 here.
+    let exit_signal = if flags & libc::CLONE_PARENT as u64 != 0 {
+        0
+    } else {
+        libc::SIGCHLD as u64
+    };
     let mut args = CloneArgs {
         flags,
-        exit_signal: libc::SIGCHLD as u64,
+        exit_signal,
         ..Default::default()
     };
     if let Some(fd) = cgroup_fd {
