@@ -174,7 +174,17 @@ fn setup(init: &mut Init<'_>) -> Result<Infallible> {
             init.chan = conn;
         }
     }
-    hooks::run_all(spec_hooks, Kind::StartContainer, state.as_bytes())?;
+    if hooks::any(spec_hooks, &[Kind::StartContainer]) {
+        // The container is created now (as runc reports it to these hooks).
+        let mut state: serde_json::Value = serde_json::from_str(&state)
+            .map_err(|e| Error::Init(format!("state from the runtime: {e}")))?;
+        state["status"] = "created".into();
+        hooks::run_all(
+            spec_hooks,
+            Kind::StartContainer,
+            state.to_string().as_bytes(),
+        )?;
+    }
 
     process::finalize_and_exec(init.process, &exe, init.preserve_fds, setgroups_allowed)
 }
