@@ -10,10 +10,17 @@ use common::{Bundle, Runtime};
 use inspect::{NAMESPACES, exec, ns_ino, start};
 use serde_json::json;
 
-/// A running busybox container whose process sleeps; returns (bundle, id, pid).
+/// A running busybox container whose process sleeps, with every namespace
+/// but user (the default config's and a time namespace); returns (bundle,
+/// id, pid).
 fn sleeping(rt: &Runtime, prefix: &str) -> (Bundle, String, i32) {
     let mut b = Bundle::busybox();
-    b.args(&["sleep", "1000"]);
+    b.args(&["sleep", "1000"]).edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "time"}));
+    });
     let id = rt.id(prefix);
     let pid = start(rt, &b, &id);
     (b, id, pid)
@@ -43,6 +50,9 @@ fn exec_runs_in_every_namespace_of_the_init() {
     let (_b, id, init) = sleeping(&rt, "exns");
     let pid = exec_detached(&rt, &id, &["sleep", "1000"]);
     for ns in NAMESPACES {
+        if ns != "user" {
+            assert_ne!(ns_ino(init, ns), ns_ino("self", ns), "{ns} is the host's");
+        }
         assert_eq!(ns_ino(pid, ns), ns_ino(init, ns), "{ns} namespace differs");
     }
     // The init is pid 1 of the container's pid namespace, the new process
@@ -300,6 +310,28 @@ fn exec_in_a_stopped_container_is_refused() {
     assert!(err.contains("stopped"), "{err}");
     let err = exec(&rt, &["no-such-container", "true"]).2;
     assert!(err.contains("does not exist"), "{err}");
+}
+
+#[test]
+fn exec_in_a_paused_container_needs_ignore_paused() {
+    require_root!();
+    let rt = Runtime::new();
+    let (_b, id, _) = sleeping(&rt, "expause");
+    rt.ok(&["pause", &id]);
+    if rt.status(&id) != "paused" {
+        eprintln!("SKIPPED: this build cannot freeze containers (cgroups not merged)");
+        return;
+    }
+    let (code, _, err) = exec(&rt, &[&id, "true"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("paused") && err.contains("--ignore-paused"),
+        "{err}"
+    );
+    // Allowed with the flag; the process starts frozen and runs once resumed.
+    let pid = exec_detached(&rt, &id, &["--ignore-paused", "sleep", "1000"]);
+    rt.ok(&["resume", &id]);
+    assert!(!inspect::gone(pid));
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Bundle, Runtime};
-use inspect::{ns_ino, start};
+use inspect::{ns_ino, start, wait_sleeping};
 use serde_json::{Value, json};
 
 /// The namespaces[] entries for `types`, created new.
@@ -184,15 +184,6 @@ fn user_ns_bundle(maps: Value, user: Value, script: &str) -> Bundle {
         c["linux"]["gidMappings"] = maps;
     });
     b
-}
-
-/// Waits until `pid` runs `sleep` (its script is done).
-fn wait_sleeping(pid: i32) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default() != "sleep\n" {
-        assert!(Instant::now() < deadline, "{pid} never reached sleep");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 #[test]

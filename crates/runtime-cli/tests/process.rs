@@ -48,15 +48,7 @@ fn user_groups_and_umask() {
         });
     let id = rt.id("user");
     let pid = start(&rt, &b, &id);
-    // Wait for the script to reach `sleep`.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap() != "sleep\n" {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the script never slept"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    inspect::wait_sleeping(pid);
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(b.rootfs().join("tmp/f")).unwrap();
     assert_eq!((m.uid(), m.gid()), (1000, 1001));

@@ -141,6 +141,18 @@ pub fn cap_mask(caps: &[u32]) -> String {
     format!("{:016x}", caps.iter().fold(0u64, |m, c| m | 1 << c))
 }
 
+/// Waits (up to 10 s) until process `pid` runs `sleep` (its script is done).
+pub fn wait_sleeping(pid: i32) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default() != "sleep\n" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{pid} never reached sleep"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 /// Waits (up to 10 s) until `path` exists.
 pub fn wait_for_file(path: &Path) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
