@@ -82,7 +82,9 @@ fn hooks_run_in_order_in_their_namespaces_with_the_state() {
             "createRuntime": [recording_hook("createRuntime", &log)],
             "createContainer": [recording_hook("createContainer", &log)],
             // Runs inside the container: records into its root file system.
-            "startContainer": [hook(r#"echo "startContainer $(cat)" >> /start-hook.log"#)],
+            "startContainer": [hook(
+                r#"echo "$(readlink /proc/self/ns/mnt)" > /start-hook.log; cat >> /start-hook.log"#
+            )],
             "poststart": [recording_hook("poststart", &log)],
             "poststop": [recording_hook("poststop", &log)]
         });
@@ -150,7 +152,14 @@ fn hooks_run_in_order_in_their_namespaces_with_the_state() {
         assert_eq!(e.state["pid"], want_pid, "{}", e.name);
     }
     let text = std::fs::read_to_string(&start_log).unwrap();
-    let state: Value = serde_json::from_str(text.strip_prefix("startContainer ").unwrap()).unwrap();
+    let (mnt, state) = text.split_once('\n').unwrap();
+    if inspect::mounted().proc {
+        assert_eq!(
+            mnt, container_mnt,
+            "startContainer ran in the wrong mount namespace"
+        );
+    }
+    let state: Value = serde_json::from_str(state).unwrap();
     assert_eq!(state["status"], "created");
     assert_eq!(state["id"], id.as_str());
     assert_eq!(state["pid"], pid);
