@@ -226,10 +226,19 @@ fn process_file_describes_the_process() {
     assert!(msg.contains("apparmorProfile"), "{msg}");
     write(
         json!({"args": ["true"], "cwd": "/", "user": {"uid": 0, "gid": 0},
-        "scheduler": {"policy": "SCHED_FIFO", "priority": 1}}),
+        "selinuxLabel": "system_u:system_r:container_t:s0"}),
     );
     let msg = exec(&rt, &["--process", &f, &id]).2;
-    assert!(msg.contains("scheduler"), "{msg}");
+    assert!(msg.contains("selinuxLabel"), "{msg}");
+    // Scheduling attributes apply to exec'd processes too.
+    write(
+        json!({"args": ["sleep", "1000"], "cwd": "/", "user": {"uid": 0, "gid": 0},
+        "scheduler": {"policy": "SCHED_IDLE"},
+        "ioPriority": {"class": "IOPRIO_CLASS_IDLE", "priority": 0}}),
+    );
+    let pid = exec_detached(&rt, &id, &["--process", &f]);
+    // proc(5) field 41, the policy: SCHED_IDLE = 5.
+    assert_eq!(inspect::stat_field(pid, 41), "5");
     // A malformed file names the field.
     write(json!({"args": "true", "cwd": "/", "user": {"uid": 0, "gid": 0}}));
     let msg = exec(&rt, &["--process", &f, &id]).2;

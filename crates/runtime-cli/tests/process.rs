@@ -8,7 +8,7 @@ mod common;
 mod inspect;
 
 use common::{Bundle, Runtime};
-use inspect::{cap_mask, start, status_field};
+use inspect::{cap_mask, start, stat_field, status_field};
 use serde_json::json;
 
 #[test]
@@ -204,6 +204,57 @@ fn empty_capabilities_leave_none() {
     for f in ["CapBnd", "CapEff", "CapPrm", "CapInh", "CapAmb"] {
         assert_eq!(status_field(pid, f), cap_mask(&[]), "{f}");
     }
+}
+
+#[test]
+fn scheduler_and_io_priority() {
+    require_root!();
+    let rt = Runtime::new();
+    let mut b = Bundle::busybox();
+    b.args(&["sleep", "1000"]).edit(|c| {
+        c["process"]["scheduler"] = json!({"policy": "SCHED_BATCH", "nice": 7});
+        c["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_BE", "priority": 6});
+    });
+    let id = rt.id("sched");
+    let pid = start(&rt, &b, &id);
+    // proc(5): field 19 is nice, 41 the policy (SCHED_BATCH = 3).
+    assert_eq!(stat_field(pid, 19), "7");
+    assert_eq!(stat_field(pid, 41), "3");
+    match std::process::Command::new("ionice")
+        .args(["-p", &pid.to_string()])
+        .output()
+    {
+        Ok(out) => assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "best-effort: prio 6"
+        ),
+        Err(_) => eprintln!("SKIPPED (the I/O priority check): ionice is missing"),
+    }
+
+    // What is out of range or refused by the kernel names the field.
+    for (sched, want) in [
+        (
+            json!({"policy": "SCHED_FIFO", "priority": 0}),
+            "process.scheduler",
+        ),
+        (
+            json!({"policy": "SCHED_OTHER", "nice": 40}),
+            "process.scheduler.nice",
+        ),
+    ] {
+        let mut b = Bundle::busybox();
+        b.edit(|c| c["process"]["scheduler"] = sched.clone());
+        let id = rt.id("schedbad");
+        let (code, _, err) = rt.run(&b, &id);
+        assert_ne!(code, 0, "{sched}");
+        assert!(err.contains(want), "{sched}: {err}");
+    }
+    let mut b = Bundle::busybox();
+    b.edit(|c| c["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_BE", "priority": 9}));
+    let id = rt.id("iobad");
+    let (code, _, err) = rt.run(&b, &id);
+    assert_ne!(code, 0);
+    assert!(err.contains("process.ioPriority.priority"), "{err}");
 }
 
 #[test]

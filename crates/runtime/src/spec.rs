@@ -229,16 +229,6 @@ pub fn validate_process(process: &oci_spec::runtime::Process, field: &str) -> Re
             "{field}.selinuxLabel: SELinux is not enabled on this host"
         )));
     }
-    if process.scheduler().is_some() {
-        return Err(Error::Unsupported(format!(
-            "{field}.scheduler: scheduling policies are not supported"
-        )));
-    }
-    if process.io_priority().is_some() {
-        return Err(Error::Unsupported(format!(
-            "{field}.ioPriority: I/O priorities are not supported"
-        )));
-    }
     if process.exec_cpu_affinity().is_some() {
         return Err(Error::Unsupported(format!(
             "{field}.execCPUAffinity: not supported"

@@ -42,6 +42,13 @@ pub fn status_field(pid: i32, name: &str) -> String {
         .to_string()
 }
 
+/// Field `n` of /proc/PID/stat, numbered as in proc(5) (3 is the state).
+pub fn stat_field(pid: i32, n: usize) -> String {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    rest[n - 3].to_string()
+}
+
 /// The open descriptors of process `pid`, sorted.
 pub fn open_fds(pid: i32) -> Vec<i32> {
     let mut fds: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/fd"))
@@ -70,10 +77,10 @@ pub fn pids_in_pid_ns(ino: u64) -> Vec<i32> {
 
 /// Whether process `pid` is gone (or a zombie).
 pub fn gone(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => s[s.rfind(')').unwrap() + 2..].starts_with(['Z', 'X']),
-        Err(_) => true,
+    if !Path::new(&format!("/proc/{pid}")).exists() {
+        return true;
     }
+    matches!(stat_field(pid, 3).as_str(), "Z" | "X")
 }
 
 /// Runs `capsa-runtime exec ID args...` in the foreground; returns
