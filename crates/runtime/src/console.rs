@@ -24,6 +24,32 @@ pub fn connect(path: &Path) -> Result<OwnedFd> {
     Ok(OwnedFd::from(stream))
 }
 
+/// The console ends for a new process: with `terminal`, the connected
+/// `socket` (`--console-socket`), or, when there is none and the caller may
+/// take the pty itself (`receive_own`: `run`, foreground `exec`), one end of
+/// a socket pair, whose other end is returned second to receive the master
+/// with [`recv_fd`].
+pub fn for_process(
+    socket: Option<&Path>,
+    terminal: bool,
+    receive_own: bool,
+) -> Result<(Option<OwnedFd>, Option<OwnedFd>)> {
+    match (socket, terminal) {
+        (Some(path), true) => Ok((Some(connect(path)?), None)),
+        (Some(_), false) => Err(Error::Other(
+            "--console-socket is given but process.terminal is false".into(),
+        )),
+        (None, true) if receive_own => {
+            let (ours, theirs) = UnixStream::pair().ctx("socketpair", "console")?;
+            Ok((Some(OwnedFd::from(theirs)), Some(OwnedFd::from(ours))))
+        }
+        (None, true) => Err(Error::Other(
+            "process.terminal is true: --console-socket is required".into(),
+        )),
+        (None, false) => Ok((None, None)),
+    }
+}
+
 /// Creates the pty, sends its master over `socket`, and makes its slave the
 /// calling process's controlling terminal and stdin/stdout/stderr.
 /// `owner` (uid, gid) becomes the slave's owner.

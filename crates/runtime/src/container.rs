@@ -6,8 +6,7 @@
 //! a [`Channel`], records the state and returns while the init process waits
 //! on the start socket. No program is re-executed.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::net::UnixListener;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -18,7 +17,7 @@ use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use crate::cgroups::Manager;
-use crate::error::{Error, IoContext, Result, SysContext};
+use crate::error::{Error, IoContext, Result};
 use crate::hooks::{self, Kind};
 use crate::init::{self, Init};
 use crate::namespaces::{self, Plan};
@@ -26,7 +25,7 @@ use crate::spec;
 use crate::state::{ContainerDir, Record, StateRoot, Status, write_atomic};
 use crate::sync::{Channel, Msg};
 use crate::sys::{self, CloneResult};
-use crate::{console, procfs};
+use crate::{console, process, procfs};
 
 /// Options of `create` (and of the create half of `run`).
 #[derive(Clone, Debug, Default)]
@@ -184,29 +183,11 @@ impl Runtime {
         }
 
         let terminal = process.terminal().unwrap_or(false);
-        let console = match (&opts.console_socket, terminal, &mode) {
-            (Some(path), true, _) => Some(console::connect(path)?),
-            (Some(_), false, _) => {
-                return Err(Error::Other(
-                    "--console-socket is given but process.terminal is false".into(),
-                ));
-            }
-            (None, true, Mode::Create) => {
-                return Err(Error::Other(
-                    "process.terminal is true: --console-socket is required".into(),
-                ));
-            }
-            (None, _, _) => None,
-        };
-        // `run` with a terminal and no console socket receives the pty itself.
-        let (console, own_console) = match (console, terminal) {
-            (None, true) => {
-                let (ours, theirs) =
-                    std::os::unix::net::UnixStream::pair().ctx("socketpair", "console")?;
-                (Some(OwnedFd::from(theirs)), Some(OwnedFd::from(ours)))
-            }
-            (c, _) => (c, None),
-        };
+        let (console, own_console) = console::for_process(
+            opts.console_socket.as_deref(),
+            terminal,
+            matches!(mode, Mode::Run),
+        )?;
 
         let dir = self.root.create(&opts.id)?;
         let mut cleanup = Cleanup {
@@ -231,33 +212,18 @@ impl Runtime {
         let start_listener = match mode {
             Mode::Create => {
                 let path = dir_path.join(crate::state::START_SOCKET);
-                let l = UnixListener::bind(&path).ctx("bind", &path)?;
-                Some(OwnedFd::from(l))
+                Some(Channel::listen(&path)?)
             }
             Mode::Run => None,
         };
 
         // Made here, with the host's privileges and view; the init inherits it.
         let rootfs_host = crate::mounts::prepare_on_host(&spec, &bundle)?;
-
-        // Joining a pid namespace only affects children: do it around clone.
-        let saved_pid_ns = match plan.join.iter().find(|j| j.typ == LinuxNamespaceType::Pid) {
-            Some(join) => {
-                let own =
-                    namespaces::open_ns(Path::new("/proc/self/ns/pid"), LinuxNamespaceType::Pid)?;
-                namespaces::enter(join)?;
-                Some(own)
-            }
-            None => None,
-        };
         let into_cgroup = cg.clone_into_fd().map(|fd| fd.as_raw_fd());
         let flags = plan.clone_flags(into_cgroup.is_some());
-        let forked = sys::clone3(flags.bits() as u64, into_cgroup);
-        if let Some(own) = &saved_pid_ns {
-            nix::sched::setns(own.as_fd(), CloneFlags::CLONE_NEWPID)
-                .sys("setns", "own pid namespace")?;
-        }
-        let pid = match forked {
+        let pid_ns = plan.join.iter().find(|j| j.typ == LinuxNamespaceType::Pid);
+        let forked = namespaces::clone_into(pid_ns, flags, into_cgroup);
+        let mut pid = match forked {
             Ok(CloneResult::Child) => {
                 drop(parent_chan);
                 init::run(Init {
@@ -274,19 +240,34 @@ impl Runtime {
                     no_pivot: opts.no_pivot,
                     no_new_keyring: opts.no_new_keyring,
                     preserve_fds: opts.preserve_fds,
-                    cgroup_ns_done: into_cgroup.is_some(),
+                    cgroup_ns_done: flags.contains(CloneFlags::CLONE_NEWCGROUP),
                     seccomp,
                     rootfs_host: &rootfs_host,
                 })
             }
             Ok(CloneResult::Parent(pid)) => pid,
-            Err(e) => return Err(Error::sys("clone3", format!("{flags:?}"), e)),
+            Err(e) => return Err(e),
         };
         cleanup.child = Some(pid);
         drop(rootfs_host);
         drop(child_chan);
         drop(start_listener);
         drop(console);
+        if plan.forks_twice() {
+            // The first child made the pid namespace and forked the init.
+            let init_pid = match parent_chan.recv()? {
+                Some(Msg::Pid(p)) => Pid::from_raw(p),
+                Some(Msg::Error(text)) => return Err(Error::Init(text)),
+                other => {
+                    return Err(Error::Other(format!(
+                        "sync: expected the init's pid, got {other:?}"
+                    )));
+                }
+            };
+            let _ = waitpid(pid, None);
+            pid = init_pid;
+            cleanup.child = Some(pid);
+        }
         tracing::debug!(
             us = t0.elapsed().as_micros() as u64,
             pid = pid.as_raw(),
@@ -300,9 +281,7 @@ impl Runtime {
             cg.add_process(pid)?;
         }
         if let Some(score) = process.oom_score_adj() {
-            let path = format!("/proc/{pid}/oom_score_adj");
-            std::fs::write(&path, score.to_string())
-                .map_err(|e| Error::config("process.oomScoreAdj", format!("{path}: {e}")))?;
+            process::set_oom_score_adj(pid, score)?;
         }
 
         let mut record = Record {
@@ -412,10 +391,8 @@ impl Runtime {
             });
         }
         let sock = dir.start_socket();
-        let mut stream = std::os::unix::net::UnixStream::connect(&sock).ctx("connect", &sock)?;
-        use std::io::Write;
-        stream.write_all(b"S").ctx("write", &sock)?;
-        let chan = Channel::from_fd(OwnedFd::from(stream));
+        let chan = Channel::connect(&sock)?;
+        chan.send(&Msg::Start)?;
         match chan.recv()? {
             None => {}
             Some(Msg::Error(text)) => return Err(Error::Init(text)),
@@ -634,7 +611,7 @@ fn wait_gone(record: &Record, timeout: Duration) -> Result<()> {
 }
 
 /// Writes the pid file atomically, as runc does.
-fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {
+pub(crate) fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {
     let path = std::path::absolute(path).ctx("resolve", path)?;
     write_atomic(&path, pid.to_string().as_bytes(), 0o644)
 }

@@ -16,16 +16,16 @@ pub enum Error {
         reason: String,
     },
 
-    /// A file-system operation on a named path failed.
-    #[error("{op} {path}: {source}")]
+    /// A file-system operation on a named path failed. (The cause is shown
+    /// in the message, so it is not also reported as a `source`.)
+    #[error("{op} {path}: {error}")]
     Io {
         /// What was being done: "open", "mkdir", "write", ...
         op: &'static str,
         /// The path it was done to.
         path: PathBuf,
         /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
 
     /// A system call failed.
@@ -36,7 +36,6 @@ pub enum Error {
         /// Its arguments or target, as text.
         detail: String,
         /// The error number it returned.
-        #[source]
         errno: Errno,
     },
 
@@ -109,7 +108,7 @@ impl Error {
         Error::Io {
             op,
             path: path.as_ref().to_path_buf(),
-            source,
+            error: source,
         }
     }
 

@@ -7,8 +7,7 @@
 //! process exits.
 
 use std::convert::Infallible;
-use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::Path;
 
 use nix::sched::CloneFlags;
@@ -52,24 +51,32 @@ pub(crate) struct Init<'a> {
 /// Runs the init process; never returns.
 pub(crate) fn run(mut init: Init<'_>) -> ! {
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| setup(&mut init)));
-    let text = match outcome {
+    let _ = init.chan.send(&Msg::Error(failure_text(outcome)));
+    sys::exit_now(1)
+}
+
+/// The error text a child of clone3 reports to the runtime when its set-up
+/// returned an error or panicked.
+pub(crate) fn failure_text(outcome: std::thread::Result<Result<Infallible>>) -> String {
+    match outcome {
         Ok(Ok(never)) => match never {},
         Ok(Err(Error::Init(text))) => text,
         Ok(Err(e)) => e.to_string(),
         Err(panic) => format!(
-            "init panicked: {}",
+            "set-up panicked: {}",
             panic
                 .downcast_ref::<String>()
                 .map(String::as_str)
                 .or_else(|| panic.downcast_ref::<&str>().copied())
                 .unwrap_or("?")
         ),
-    };
-    let _ = init.chan.send(&Msg::Error(text));
-    sys::exit_now(1)
+    }
 }
 
 fn setup(init: &mut Init<'_>) -> Result<Infallible> {
+    if init.plan.joins(LinuxNamespaceType::User) {
+        create_in_joined_user_ns(init)?;
+    }
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
         .sys("prctl", "PR_SET_PDEATHSIG")?;
     // Had the runtime died before the line above, the channel would be at
@@ -91,8 +98,13 @@ fn setup(init: &mut Init<'_>) -> Result<Infallible> {
         process::become_root_in_userns()?;
     }
     for join in &plan.join {
-        namespaces::enter(join)?;
+        // A joined user namespace was entered first of all.
+        if join.typ != LinuxNamespaceType::User {
+            namespaces::enter(join)?;
+        }
     }
+    // Read now: after the root changes, /proc is the container's (if any).
+    let setgroups_allowed = !plan.has(LinuxNamespaceType::User) || setgroups_allowed();
     if plan.creates(LinuxNamespaceType::Cgroup) && !init.cgroup_ns_done {
         namespaces::unshare_ns(CloneFlags::CLONE_NEWCGROUP)?;
     }
@@ -168,9 +180,18 @@ fn setup(init: &mut Init<'_>) -> Result<Infallible> {
             init.chan = conn;
         }
     }
-    hooks::run_all(spec_hooks, Kind::StartContainer, state.as_bytes())?;
+    if hooks::any(spec_hooks, &[Kind::StartContainer]) {
+        // The container is created now (as runc reports it to these hooks).
+        let mut state: serde_json::Value = serde_json::from_str(&state)
+            .map_err(|e| Error::Init(format!("state from the runtime: {e}")))?;
+        state["status"] = "created".into();
+        hooks::run_all(
+            spec_hooks,
+            Kind::StartContainer,
+            state.to_string().as_bytes(),
+        )?;
+    }
 
-    let setgroups_allowed = !plan.has(LinuxNamespaceType::User) || setgroups_allowed();
     let seccomp = init.seccomp.as_ref().map(|s| (s, state.as_str()));
     process::finalize_and_exec(
         init.process,
@@ -181,22 +202,48 @@ fn setup(init: &mut Init<'_>) -> Result<Infallible> {
     )
 }
 
+/// With a user namespace joined by path, the namespaces the container
+/// creates must belong to it: joins it, creates them (but cgroup and time,
+/// made later in set-up), and for a new pid namespace forks the init process
+/// as a sibling (CLONE_PARENT): this first child reports its pid and exits.
+fn create_in_joined_user_ns(init: &Init<'_>) -> Result<()> {
+    let plan = init.plan;
+    if let Some(join) = plan.join.iter().find(|j| j.typ == LinuxNamespaceType::User) {
+        namespaces::enter(join)?;
+    }
+    let mut flags = CloneFlags::empty();
+    for &typ in &plan.create {
+        if !matches!(
+            typ,
+            LinuxNamespaceType::Cgroup | LinuxNamespaceType::Time | LinuxNamespaceType::Pid
+        ) {
+            flags |= namespaces::clone_flag(typ);
+        }
+    }
+    if !flags.is_empty() {
+        namespaces::unshare_ns(flags)?;
+    }
+    if !plan.forks_twice() {
+        return Ok(());
+    }
+    namespaces::unshare_ns(CloneFlags::CLONE_NEWPID)?;
+    match sys::clone3(CloneFlags::CLONE_PARENT.bits() as u64, None) {
+        Ok(sys::CloneResult::Child) => Ok(()),
+        Ok(sys::CloneResult::Parent(pid)) => {
+            init.chan.send(&Msg::Pid(pid.as_raw()))?;
+            sys::exit_now(0)
+        }
+        Err(e) => Err(Error::sys("clone3", "CLONE_PARENT (init)", e)),
+    }
+}
+
 /// Accepts `start` connections on the listening socket until one sends the
-/// start byte; returns that connection (errors are reported on it).
+/// start message; returns that connection (errors are reported on it).
 fn wait_for_start(listener: &OwnedFd) -> Result<Channel> {
     loop {
-        let fd = match nix::sys::socket::accept4(
-            listener.as_raw_fd(),
-            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
-        ) {
-            Ok(fd) => sys::own_received_fd(fd),
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(Error::sys("accept", "start socket", e)),
-        };
-        let mut stream = std::os::unix::net::UnixStream::from(fd);
-        let mut byte = [0u8; 1];
-        if matches!(stream.read(&mut byte), Ok(1)) && byte[0] == b'S' {
-            return Ok(Channel::from_fd(OwnedFd::from(stream)));
+        let conn = Channel::accept(listener)?;
+        if matches!(conn.recv(), Ok(Some(Msg::Start))) {
+            return Ok(conn);
         }
     }
 }
@@ -228,7 +275,7 @@ fn enter_new_time_ns(linux: &Linux) -> Result<()> {
 }
 
 /// Gives the container a session keyring of its own.
-fn join_keyring(id: &str) -> Result<()> {
+pub(crate) fn join_keyring(id: &str) -> Result<()> {
     let name = std::ffi::CString::new(format!("_ses.{id}"))
         .map_err(|_| Error::Other("container id contains a NUL byte".into()))?;
     match sys::join_session_keyring(&name) {
@@ -255,7 +302,7 @@ fn apply_sysctls(linux: &Linux) -> Result<()> {
 }
 
 /// Whether setgroups(2) is allowed in the current user namespace.
-fn setgroups_allowed() -> bool {
+pub(crate) fn setgroups_allowed() -> bool {
     std::fs::read_to_string("/proc/self/setgroups")
         .map(|s| s.trim() == "allow")
         .unwrap_or(true)

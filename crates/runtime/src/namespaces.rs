@@ -12,6 +12,7 @@ use oci_spec::runtime::{Linux, LinuxIdMapping, LinuxNamespaceType};
 
 use crate::error::{Error, Result, SysContext};
 use crate::spec::ns_name;
+use crate::sys::CloneResult;
 
 /// The clone flag of a namespace type.
 pub fn clone_flag(typ: LinuxNamespaceType) -> CloneFlags {
@@ -101,11 +102,23 @@ impl Plan {
         self.creates(typ) || self.joins(typ)
     }
 
+    /// Whether the init process forks a second time: a new pid namespace
+    /// must be created after joining a user namespace by path (to belong to
+    /// it), and only children enter a new pid namespace.
+    pub fn forks_twice(&self) -> bool {
+        self.joins(LinuxNamespaceType::User) && self.creates(LinuxNamespaceType::Pid)
+    }
+
     /// Clone flags for the namespaces that are created at clone time: all new
     /// ones except cgroup (entered after the process is in its cgroup, unless
     /// `cgroup_at_clone`) and time (whose offsets must be written first).
+    /// None when a user namespace is joined by path: the new namespaces must
+    /// belong to it, so the init process creates them after joining it.
     pub fn clone_flags(&self, cgroup_at_clone: bool) -> CloneFlags {
         let mut flags = CloneFlags::empty();
+        if self.joins(LinuxNamespaceType::User) {
+            return flags;
+        }
         for &typ in &self.create {
             match typ {
                 LinuxNamespaceType::Time => {}
@@ -147,6 +160,32 @@ fn check_ns_type(fd: &OwnedFd, typ: LinuxNamespaceType, path: &Path) -> Result<(
 /// Joins the namespace behind `join`.
 pub fn enter(join: &Join) -> Result<()> {
     setns(join.fd.as_fd(), clone_flag(join.typ)).sys("setns", ns_name(join.typ))
+}
+
+/// Forks the calling process with clone3 (`flags`, and CLONE_INTO_CGROUP when
+/// `cgroup_fd` is given), the child being born in the pid namespace `pid_ns`
+/// when one is given: joining a pid namespace only affects children, so the
+/// caller joins it around the clone and goes back (the child cannot).
+///
+/// The caller must be single-threaded.
+pub fn clone_into(
+    pid_ns: Option<&Join>,
+    flags: CloneFlags,
+    cgroup_fd: Option<std::os::fd::RawFd>,
+) -> Result<CloneResult> {
+    let own = match pid_ns {
+        Some(join) => {
+            let own = open_ns(Path::new("/proc/self/ns/pid"), LinuxNamespaceType::Pid)?;
+            enter(join)?;
+            Some(own)
+        }
+        None => None,
+    };
+    let forked = crate::sys::clone3(flags.bits() as u64, cgroup_fd);
+    if let (Some(own), Ok(CloneResult::Parent(_)) | Err(_)) = (&own, &forked) {
+        setns(own.as_fd(), CloneFlags::CLONE_NEWPID).sys("setns", "own pid namespace")?;
+    }
+    forked.map_err(|e| Error::sys("clone3", format!("{flags:?}"), e))
 }
 
 /// Creates new namespaces of the given types for the calling process.

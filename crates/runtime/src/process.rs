@@ -10,7 +10,10 @@ use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
 use nix::sys::stat::{Mode, umask};
 use nix::unistd::{AccessFlags, Gid, Uid, access, chdir, setgroups, setresgid, setresuid};
-use oci_spec::runtime::{LinuxPersonality, LinuxPersonalityDomain, PosixRlimitType, Process};
+use oci_spec::runtime::{
+    IOPriorityClass, LinuxIOPriority, LinuxPersonality, LinuxPersonalityDomain, LinuxSchedulerFlag,
+    LinuxSchedulerPolicy, PosixRlimitType, Process, Scheduler,
+};
 
 use crate::capabilities::CapSets;
 use crate::error::{Error, Result, SysContext};
@@ -92,6 +95,88 @@ pub fn apply_personality(p: &LinuxPersonality) -> Result<()> {
     Ok(())
 }
 
+/// Applies `process.scheduler` to the calling process (sched_setattr(2)).
+pub fn apply_scheduler(s: &Scheduler) -> Result<()> {
+    let field = "process.scheduler";
+    let policy = match s.policy() {
+        LinuxSchedulerPolicy::SchedOther => 0,
+        LinuxSchedulerPolicy::SchedFifo => 1,
+        LinuxSchedulerPolicy::SchedRr => 2,
+        LinuxSchedulerPolicy::SchedBatch => 3,
+        LinuxSchedulerPolicy::SchedIso => 4,
+        LinuxSchedulerPolicy::SchedIdle => 5,
+        LinuxSchedulerPolicy::SchedDeadline => 6,
+    };
+    let mut flags = 0u64;
+    for f in s.flags().iter().flatten() {
+        flags |= match f {
+            LinuxSchedulerFlag::SchedResetOnFork => 0x01,
+            LinuxSchedulerFlag::SchedFlagReclaim => 0x02,
+            LinuxSchedulerFlag::SchedFlagDLOverrun => 0x04,
+            LinuxSchedulerFlag::SchedFlagKeepPolicy => 0x08,
+            LinuxSchedulerFlag::SchedFlagKeepParams => 0x10,
+            LinuxSchedulerFlag::SchedFlagUtilClampMin
+            | LinuxSchedulerFlag::SchedFlagUtilClampMax => {
+                return Err(Error::Unsupported(format!(
+                    "{field}.flags: {f}: the spec gives no clamp value to set"
+                )));
+            }
+        };
+    }
+    let nice = s.nice().unwrap_or(0);
+    if !(-20..=19).contains(&nice) {
+        return Err(Error::config(
+            format!("{field}.nice"),
+            format!("{nice} is not in -20..19"),
+        ));
+    }
+    let priority = s.priority().unwrap_or(0);
+    let priority = u32::try_from(priority).map_err(|_| {
+        Error::config(
+            format!("{field}.priority"),
+            format!("{priority} is negative"),
+        )
+    })?;
+    let attr = sys::SchedAttr {
+        sched_policy: policy,
+        sched_flags: flags,
+        sched_nice: nice,
+        sched_priority: priority,
+        sched_runtime: s.runtime().unwrap_or(0),
+        sched_deadline: s.deadline().unwrap_or(0),
+        sched_period: s.period().unwrap_or(0),
+        ..Default::default()
+    };
+    sys::sched_setattr(&attr).map_err(|e| {
+        Error::config(
+            field,
+            format!("sched_setattr({} {attr:?}): {e}", s.policy()),
+        )
+    })
+}
+
+/// Applies `process.ioPriority` to the calling process (ioprio_set(2)).
+pub fn apply_io_priority(p: &LinuxIOPriority) -> Result<()> {
+    let class = match p.class() {
+        IOPriorityClass::IoprioClassRt => 1,
+        IOPriorityClass::IoprioClassBe => 2,
+        IOPriorityClass::IoprioClassIdle => 3,
+    };
+    if !(0..=7).contains(&p.priority()) {
+        return Err(Error::config(
+            "process.ioPriority.priority",
+            format!("{} is not in 0..7", p.priority()),
+        ));
+    }
+    let prio = (class << 13) | p.priority() as i32;
+    sys::ioprio_set(prio).map_err(|e| {
+        Error::config(
+            "process.ioPriority",
+            format!("ioprio_set({} {}): {e}", p.class(), p.priority()),
+        )
+    })
+}
+
 /// The value of `NAME` in an env list of `NAME=VALUE` strings.
 pub fn env_get<'a>(env: &'a [String], name: &str) -> Option<&'a str> {
     env.iter().rev().find_map(|kv| {
@@ -156,6 +241,13 @@ pub fn finalize_and_exec(
     setgroups_allowed: bool,
     seccomp: Option<(&crate::seccomp::Setup, &str)>,
 ) -> Result<Infallible> {
+    // While the capabilities to raise them are still held.
+    if let Some(s) = process.scheduler() {
+        apply_scheduler(s)?;
+    }
+    if let Some(p) = process.io_priority() {
+        apply_io_priority(p)?;
+    }
     let caps = CapSets::from_config(process.capabilities().as_ref())?;
     caps.apply_bounding()?;
     let nnp = process.no_new_privileges().unwrap_or(false);
@@ -279,6 +371,14 @@ pub fn reset_signals() -> Result<()> {
 pub fn cstring(s: &OsStr) -> Result<CString> {
     CString::new(s.as_bytes())
         .map_err(|_| Error::config("process", format!("{s:?} contains a NUL byte")))
+}
+
+/// Writes `process.oomScoreAdj` for process `pid` (done by the runtime, as
+/// lowering it needs privileges the container's process may not have).
+pub fn set_oom_score_adj(pid: nix::unistd::Pid, score: i32) -> Result<()> {
+    let path = format!("/proc/{pid}/oom_score_adj");
+    std::fs::write(&path, score.to_string())
+        .map_err(|e| Error::config("process.oomScoreAdj", format!("{path}: {e}")))
 }
 
 /// Sets the process's uid and gid to 0 in a new user namespace whose mapping

@@ -155,7 +155,7 @@ impl StateRoot {
         validate_id(id)?;
         let dir = self.dir(id);
         ContainerDir::lock(id, dir).map_err(|e| match e {
-            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            Error::Io { error, .. } if error.kind() == std::io::ErrorKind::NotFound => {
                 Error::NotFound(id.to_string())
             }
             e => e,

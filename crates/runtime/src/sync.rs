@@ -29,6 +29,9 @@ pub enum Msg {
     /// Runtime → init (`create`): the state is recorded and the runtime
     /// exits; wait on the start socket.
     Detached,
+    /// Init → runtime: the init process forked again (to create a pid
+    /// namespace inside a joined user namespace); this is the new init's pid.
+    Pid(i32),
     /// Either way: this went wrong; the sender gives up.
     Error(String),
 }
@@ -42,6 +45,7 @@ impl Msg {
             Msg::Start => b"S".to_vec(),
             Msg::Detached => b"D".to_vec(),
             Msg::Go(text) => tagged(b'G', text),
+            Msg::Pid(pid) => tagged(b'P', &pid.to_string()),
             Msg::Error(text) => tagged(b'E', text),
         }
     }
@@ -54,6 +58,11 @@ impl Msg {
             Some(b'R') => Msg::Ready,
             Some(b'S') => Msg::Start,
             Some(b'D') => Msg::Detached,
+            Some(b'P') => Msg::Pid(
+                String::from_utf8_lossy(&bytes[1..])
+                    .parse()
+                    .map_err(|_| Error::Other(format!("sync: bad pid message {bytes:?}")))?,
+            ),
             Some(b'E') => Msg::Error(String::from_utf8_lossy(&bytes[1..]).into_owned()),
             _ => return Err(Error::Other(format!("sync: unexpected message {bytes:?}"))),
         })
@@ -87,6 +96,42 @@ impl Channel {
     /// Wraps an already connected SOCK_SEQPACKET socket.
     pub fn from_fd(fd: OwnedFd) -> Channel {
         Channel(fd)
+    }
+
+    /// A listening SOCK_SEQPACKET socket bound at `path` (the start socket).
+    pub fn listen(path: &std::path::Path) -> Result<OwnedFd> {
+        let fd = seqpacket_socket()?;
+        let addr = socket::UnixAddr::new(path)
+            .map_err(|e| Error::sys("bind", path.display().to_string(), e))?;
+        socket::bind(fd.as_raw_fd(), &addr)
+            .map_err(|e| Error::sys("bind", path.display().to_string(), e))?;
+        socket::listen(
+            &fd,
+            socket::Backlog::new(8).unwrap_or(socket::Backlog::MAXCONN),
+        )
+        .map_err(|e| Error::sys("listen", path.display().to_string(), e))?;
+        Ok(fd)
+    }
+
+    /// Connects to a socket made by [`Channel::listen`].
+    pub fn connect(path: &std::path::Path) -> Result<Channel> {
+        let fd = seqpacket_socket()?;
+        let addr = socket::UnixAddr::new(path)
+            .map_err(|e| Error::sys("connect", path.display().to_string(), e))?;
+        socket::connect(fd.as_raw_fd(), &addr)
+            .map_err(|e| Error::sys("connect", path.display().to_string(), e))?;
+        Ok(Channel(fd))
+    }
+
+    /// Accepts one connection on a listening socket.
+    pub fn accept(listener: &OwnedFd) -> Result<Channel> {
+        loop {
+            match socket::accept4(listener.as_raw_fd(), SockFlag::SOCK_CLOEXEC) {
+                Ok(fd) => return Ok(Channel(crate::sys::own_received_fd(fd))),
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(Error::sys("accept", "start socket", e)),
+            }
+        }
     }
 
     /// Sends one message.
@@ -163,6 +208,16 @@ impl AsFd for Channel {
     }
 }
 
+fn seqpacket_socket() -> Result<OwnedFd> {
+    socket::socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| Error::sys("socket", "AF_UNIX, SOCK_SEQPACKET", e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,6 +232,7 @@ mod tests {
             Msg::Ready,
             Msg::Start,
             Msg::Detached,
+            Msg::Pid(4242),
             Msg::Error("mount /proc: EPERM".into()),
         ] {
             a.send(&m).unwrap();
@@ -187,6 +243,24 @@ mod tests {
         assert_eq!(b.recv().unwrap(), Some(Msg::Go(long)));
         drop(a);
         assert_eq!(b.recv().unwrap(), None);
+    }
+
+    #[test]
+    fn listen_connect_accept_keep_message_boundaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sock");
+        let listener = Channel::listen(&path).unwrap();
+        let client = Channel::connect(&path).unwrap();
+        let server = Channel::accept(&listener).unwrap();
+        client.send(&Msg::Start).unwrap();
+        assert_eq!(server.recv().unwrap(), Some(Msg::Start));
+        server.send(&Msg::Error("hook failed".into())).unwrap();
+        assert_eq!(
+            client.recv().unwrap(),
+            Some(Msg::Error("hook failed".into()))
+        );
+        drop(server);
+        assert_eq!(client.recv().unwrap(), None);
     }
 
     #[test]

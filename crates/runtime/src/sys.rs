@@ -37,14 +37,21 @@ struct CloneArgs {
 /// Kernel flag of clone3(2): place the child in the cgroup given by `cgroup`.
 pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
-/// Forks the calling process with `flags` (namespace flags, CLONE_INTO_CGROUP)
+/// Forks the calling process with `flags` (namespace flags, CLONE_PARENT, CLONE_INTO_CGROUP)
 /// by clone3(2), fork-style: the child runs on a copy of the caller's stack.
 ///
 /// The caller must be single-threaded, as for fork(2).
 pub fn clone3(flags: u64, cgroup_fd: Option<RawFd>) -> Result<CloneResult, Errno> {
+    // With CLONE_PARENT the child inherits the caller's exit signal, and
+    // clone3 requires 0 here.
+    let exit_signal = if flags & libc::CLONE_PARENT as u64 != 0 {
+        0
+    } else {
+        libc::SIGCHLD as u64
+    };
     let mut args = CloneArgs {
         flags,
-        exit_signal: libc::SIGCHLD as u64,
+        exit_signal,
         ..Default::default()
     };
     if let Some(fd) = cgroup_fd {
@@ -230,6 +237,50 @@ pub fn get_winsize(fd: BorrowedFd<'_>) -> Result<nix::pty::Winsize, Errno> {
 pub fn set_controlling_tty(fd: BorrowedFd<'_>) -> Result<(), Errno> {
     // SAFETY: TIOCSCTTY takes an integer argument (0: do not steal).
     let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) };
+    Errno::result(ret).map(drop)
+}
+
+/// `struct sched_attr` of sched_setattr(2) (SCHED_ATTR_SIZE_VER1, 56 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SchedAttr {
+    /// The size of this struct.
+    pub size: u32,
+    /// SCHED_OTHER (0), SCHED_FIFO (1), ...
+    pub sched_policy: u32,
+    /// SCHED_FLAG_* bits.
+    pub sched_flags: u64,
+    /// Nice value (SCHED_OTHER, SCHED_BATCH).
+    pub sched_nice: i32,
+    /// Static priority (SCHED_FIFO, SCHED_RR).
+    pub sched_priority: u32,
+    /// SCHED_DEADLINE runtime, nanoseconds.
+    pub sched_runtime: u64,
+    /// SCHED_DEADLINE deadline, nanoseconds.
+    pub sched_deadline: u64,
+    /// SCHED_DEADLINE period, nanoseconds.
+    pub sched_period: u64,
+    /// Utilization clamp minimum.
+    pub sched_util_min: u32,
+    /// Utilization clamp maximum.
+    pub sched_util_max: u32,
+}
+
+/// Sets the calling thread's scheduling policy and attributes (sched_setattr(2)).
+pub fn sched_setattr(attr: &SchedAttr) -> Result<(), Errno> {
+    let mut attr = *attr;
+    attr.size = std::mem::size_of::<SchedAttr>() as u32;
+    // SAFETY: `attr` is a valid sched_attr whose `size` field says how many
+    // bytes the kernel may read; it lives across the call.
+    let ret = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) };
+    Errno::result(ret).map(drop)
+}
+
+/// Sets the calling process's I/O priority (ioprio_set(2), IOPRIO_WHO_PROCESS).
+pub fn ioprio_set(prio: i32) -> Result<(), Errno> {
+    const IOPRIO_WHO_PROCESS: libc::c_int = 1;
+    // SAFETY: ioprio_set takes plain integers.
+    let ret = unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, prio) };
     Errno::result(ret).map(drop)
 }
 

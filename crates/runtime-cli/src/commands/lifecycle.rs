@@ -1,5 +1,6 @@
 //! `create`, `start`, `run`, `state`, `list`, `kill`, `delete`, `pause`, `resume`.
 
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
@@ -143,10 +144,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<u8> {
             bail!("run --detach with process.terminal set needs --console-socket");
         }
     }
-    // Block the signals we forward before the container exists, so none is
-    // lost; the container's process unblocks them before exec.
-    let forwarded = forwarded_signals();
-    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&forwarded), None).context("sigprocmask")?;
+    let forwarded = block_forwarded_signals()?;
     if !args.detach && !args.no_subreaper {
         let _ = nix::sys::prctl::set_child_subreaper(true);
     }
@@ -161,14 +159,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<u8> {
     if args.detach {
         return Ok(0);
     }
-    let proxy = match pty {
-        Some(master) => Some(tty::Proxy::start(master)?),
-        None => None,
-    };
-    let status = wait_forwarding(pid, &forwarded, proxy.as_ref());
-    if let Some(p) = proxy {
-        p.finish();
-    }
+    let status = attach(pid, pty, &forwarded);
     if !args.keep
         && let Err(e) = rt.delete(&id, true)
     {
@@ -177,8 +168,33 @@ pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<u8> {
     Ok(status? as u8)
 }
 
-/// The signals `run` forwards to the container (all but the ones that
-/// cannot be caught and the synchronous ones).
+/// Blocks the signals that [`attach`] forwards, so that none is lost between
+/// now and the wait; the container's process unblocks them before exec.
+/// Returns the blocked set.
+pub(crate) fn block_forwarded_signals() -> anyhow::Result<SigSet> {
+    let forwarded = forwarded_signals();
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&forwarded), None).context("sigprocmask")?;
+    Ok(forwarded)
+}
+
+/// Stays attached to our child `pid` (the container's process) until it
+/// exits: relays its pty (if `pty` is given) to our stdio, forwards the
+/// `forwarded` signals to it and returns its exit code (128+N when killed
+/// by signal N).
+pub(crate) fn attach(pid: Pid, pty: Option<OwnedFd>, forwarded: &SigSet) -> anyhow::Result<i32> {
+    let proxy = match pty {
+        Some(master) => Some(tty::Proxy::start(master)?),
+        None => None,
+    };
+    let status = wait_forwarding(pid, forwarded, proxy.as_ref());
+    if let Some(p) = proxy {
+        p.finish();
+    }
+    status
+}
+
+/// The signals `run` and `exec` forward to the container's process (all but
+/// the ones that cannot be caught and the synchronous ones).
 fn forwarded_signals() -> SigSet {
     let mut set = SigSet::all();
     for s in [

@@ -478,6 +478,27 @@ fn fs_mount(
             let tree = bind_tree(Path::new("/sys"), &fallback, Depth::Recursive, None, what)?;
             return attach_bind(root, tree.as_fd(), dest, opts, ctx.rootfs, what);
         }
+        // In a user namespace that does not map the tty group, devpts
+        // refuses `gid=`; mount it without, as runc and crun do.
+        Err(Errno::EINVAL) if typ == "devpts" && ctx.user_ns && data.contains("gid=") => {
+            let without: Vec<&str> = data.split(',').filter(|o| !o.starts_with("gid=")).collect();
+            let without = without.join(",");
+            tracing::debug!("{what}: devpts refused gid= in this user namespace; mounted without");
+            mount(
+                Some(source),
+                fd_path(&target).as_str(),
+                Some(typ),
+                flags,
+                (!without.is_empty()).then_some(without.as_str()),
+            )
+            .map_err(|e| {
+                Error::sys(
+                    "mount",
+                    format!("{what}: type {typ}, flags {flags:?}, data {without:?}"),
+                    e,
+                )
+            })?;
+        }
         Err(e) => {
             return Err(Error::sys(
                 "mount",
