@@ -147,9 +147,10 @@ fn setup(init: &mut Init<'_>) -> Result<Infallible> {
     init.console = None;
     let exe = process::find_executable(init.process)?;
 
-    init.chan.send(&Msg::Ready)?;
-    // From here on the runtime that created us may exit at any time.
+    // From Ready on the runtime that created us may exit at any time, so
+    // the death signal must be off before it can see Ready.
     nix::sys::prctl::set_pdeathsig(None).sys("prctl", "PR_SET_PDEATHSIG")?;
+    init.chan.send(&Msg::Ready)?;
     match init.start_listener.take() {
         None => init.chan.expect(Msg::Start)?,
         Some(listener) => {
