@@ -526,6 +526,30 @@ impl Runtime {
         Manager::from_paths(info.record.cgroup).set_frozen(false)
     }
 
+    /// `update`: changes the resource limits of a container that is not
+    /// stopped (only the fields of `resources` given change) and records
+    /// them in its saved config.
+    pub fn update(&self, id: &str, resources: &oci_spec::runtime::LinuxResources) -> Result<()> {
+        let dir = self.root.open(id)?;
+        let info = self.info_of(&dir)?;
+        if info.status == Status::Stopped {
+            return Err(Error::BadStatus {
+                id: id.to_string(),
+                status: info.status.to_string(),
+                reason: "a stopped container's resources cannot change".into(),
+            });
+        }
+        Manager::from_paths(info.record.cgroup).apply(resources)?;
+        let mut spec = dir.load_config()?;
+        let mut linux = spec.linux().clone().unwrap_or_default();
+        let base = linux.resources().clone().unwrap_or_default();
+        linux.set_resources(Some(crate::cgroups::merge_resources(&base, resources)?));
+        spec.set_linux(Some(linux));
+        let raw = serde_json::to_vec_pretty(&spec)
+            .map_err(|e| Error::Other(format!("serialising config: {e}")))?;
+        dir.save_config(&raw)
+    }
+
     /// The cgroup manager of container `id` (for `ps`, `update`, `events`).
     pub fn cgroups(&self, id: &str) -> Result<(Info, Manager)> {
         let info = self.info(id)?;

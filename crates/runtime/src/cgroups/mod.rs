@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{OFlag, open};
 use nix::sys::stat::Mode as FileMode;
 use nix::unistd::Pid;
-use oci_spec::runtime::{LinuxCpu, LinuxResources};
+use oci_spec::runtime::{LinuxCpu, LinuxMemory, LinuxResources};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -268,8 +268,8 @@ enum Op<'a> {
 pub struct Manager {
     paths: CgroupPaths,
     /// On v2 hosts, the container's cgroup directory opened (O_RDONLY), for
-    /// CLONE_INTO_CGROUP and the device filter.
-    dir_fd: Option<OwnedFd>,
+    /// CLONE_INTO_CGROUP and the device filter; opened on first use.
+    dir_fd: OnceCell<Option<OwnedFd>>,
     /// The controllers enabled for the container's unified directory.
     v2_controllers: OnceCell<Vec<String>>,
     /// Hierarchies in which this unprivileged caller may not create cgroups.
@@ -293,7 +293,7 @@ impl Manager {
     pub fn from_paths(paths: CgroupPaths) -> Manager {
         Manager {
             paths,
-            dir_fd: None,
+            dir_fd: OnceCell::new(),
             v2_controllers: OnceCell::new(),
             denied: Vec::new(),
         }
@@ -336,16 +336,23 @@ impl Manager {
         if self.paths.mode == Some(Mode::V2)
             && let Some(dir) = self.paths.unified()
         {
-            self.dir_fd = Some(open_dir(dir)?);
+            let _ = self.dir_fd.set(Some(open_dir(dir)?));
         }
         let none = LinuxResources::default();
         self.set(resources.unwrap_or(&none), true)
     }
 
     /// On cgroup v2, a descriptor of the container's cgroup directory for
-    /// clone3's CLONE_INTO_CGROUP; `None` on v1 and hybrid hosts.
+    /// clone3's CLONE_INTO_CGROUP (also for processes joining the container
+    /// later); `None` on v1 and hybrid hosts, or if it cannot be opened.
     pub fn clone_into_fd(&self) -> Option<BorrowedFd<'_>> {
-        self.dir_fd.as_ref().map(|fd| fd.as_fd())
+        self.dir_fd
+            .get_or_init(|| match (self.paths.mode, self.paths.unified()) {
+                (Some(Mode::V2), Some(dir)) => open_dir(dir).ok(),
+                _ => None,
+            })
+            .as_ref()
+            .map(|fd| fd.as_fd())
     }
 
     /// Moves process `pid` into the container's cgroups (every hierarchy).
@@ -554,7 +561,7 @@ impl Manager {
         if let Some(op) = self.devices_op(r, initial)? {
             ops.push(op);
         }
-        if let Some(m) = r.memory().as_ref().filter(|m| v1::memory_is_set(m)) {
+        if let Some(m) = r.memory().as_ref().filter(|m| memory_is_set(m)) {
             let w = match self.at("memory", "linux.resources.memory")? {
                 At::V1(d) => (d, v1::memory(m, initial, &DirFiles(d))?),
                 At::V2(d) => (d, v2::memory(m, initial, &DirFiles(d))?),
@@ -633,9 +640,9 @@ impl Manager {
         for op in ops {
             match op {
                 Op::Writes(dir, w) => execute(dir, &w)?,
-                Op::DeviceFilter(dir, rules) => match &self.dir_fd {
-                    Some(fd) => devices_bpf::apply(fd.as_fd(), dir, &rules)?,
-                    None => devices_bpf::apply(open_dir(dir)?.as_fd(), dir, &rules)?,
+                Op::DeviceFilter(dir, rules) => match self.dir_fd.get() {
+                    Some(Some(fd)) => devices_bpf::apply(fd.as_fd(), dir, &rules)?,
+                    _ => devices_bpf::apply(open_dir(dir)?.as_fd(), dir, &rules)?,
                 },
             }
         }
@@ -730,6 +737,47 @@ fn open_dir(dir: &Path) -> Result<OwnedFd> {
         FileMode::empty(),
     )
     .map_err(|e| Error::sys("open", dir.display().to_string(), e))
+}
+
+/// Whether `m` sets anything (0 means "unchanged" for the limits, as in runc).
+fn memory_is_set(m: &LinuxMemory) -> bool {
+    nonzero(m.limit()).is_some()
+        || nonzero(m.reservation()).is_some()
+        || nonzero(m.swap()).is_some()
+        || nonzero(m.kernel()).is_some()
+        || nonzero(m.kernel_tcp()).is_some()
+        || m.swappiness().is_some()
+        || m.disable_oom_killer().is_some()
+        || m.use_hierarchy().is_some()
+}
+
+/// Refuses a new limit below what the cgroup uses now (`checkBeforeUpdate`).
+pub(crate) fn check_usage(
+    m: &LinuxMemory,
+    initial: bool,
+    limit: Option<i64>,
+    files: &dyn Files,
+    usage_file: &str,
+) -> Result<()> {
+    if initial || m.check_before_update() != Some(true) {
+        return Ok(());
+    }
+    let Some(limit) = limit.filter(|l| *l > 0) else {
+        return Ok(());
+    };
+    let usage = files
+        .read(usage_file)?
+        .and_then(|s| stats::parse_u64(&s))
+        .unwrap_or(0);
+    if (limit as u64) < usage {
+        return Err(Error::config(
+            "linux.resources.memory.limit",
+            format!(
+                "{limit} is below the {usage} bytes the container uses now (checkBeforeUpdate)"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Whether `c` sets anything of the cpu controller (not cpuset).
@@ -886,6 +934,12 @@ mod tests {
         fn exists(&self, name: &str) -> bool {
             self.0.contains_key(name)
         }
+    }
+
+    pub(crate) fn pairs(w: &[Write]) -> Vec<(&str, &str)> {
+        w.iter()
+            .map(|w| (w.file.as_str(), w.value.as_str()))
+            .collect()
     }
 
     pub(crate) fn resources(json: &str) -> LinuxResources {

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxThrottleDevice};
 
 use super::stats::{self, CpuStats, MemoryEntry, MemoryStats};
-use super::{Files, Write, limit_value, nonzero, read_file, read_opt, read_u64, write_file};
+use super::{
+    Files, Write, check_usage, limit_value, nonzero, read_file, read_opt, read_u64, write_file,
+};
 use crate::error::{Error, Result};
 
 /// Gives new cpuset directories (`made`, outermost first) the CPUs and
@@ -37,49 +39,8 @@ pub fn init_cpuset(made: &[PathBuf], cpu: Option<&LinuxCpu>) -> Result<()> {
     Ok(())
 }
 
-/// Whether `m` sets anything (0 means "unchanged" for the limits, as in runc).
-pub fn memory_is_set(m: &LinuxMemory) -> bool {
-    nonzero(m.limit()).is_some()
-        || nonzero(m.reservation()).is_some()
-        || nonzero(m.swap()).is_some()
-        || nonzero(m.kernel()).is_some()
-        || nonzero(m.kernel_tcp()).is_some()
-        || m.swappiness().is_some()
-        || m.disable_oom_killer().is_some()
-        || m.use_hierarchy().is_some()
-}
-
 fn field(name: &str) -> String {
     format!("linux.resources.memory.{name}")
-}
-
-/// Refuses a new limit below what the cgroup uses now (`checkBeforeUpdate`).
-pub fn check_usage(
-    m: &LinuxMemory,
-    initial: bool,
-    limit: Option<i64>,
-    files: &dyn Files,
-    usage_file: &str,
-) -> Result<()> {
-    if initial || m.check_before_update() != Some(true) {
-        return Ok(());
-    }
-    let Some(limit) = limit.filter(|l| *l > 0) else {
-        return Ok(());
-    };
-    let usage = files
-        .read(usage_file)?
-        .and_then(|s| stats::parse_u64(&s))
-        .unwrap_or(0);
-    if (limit as u64) < usage {
-        return Err(Error::config(
-            field("limit"),
-            format!(
-                "{limit} is below the {usage} bytes the container uses now (checkBeforeUpdate)"
-            ),
-        ));
-    }
-    Ok(())
 }
 
 /// The writes for `linux.resources.memory`.
@@ -119,7 +80,24 @@ pub fn memory(m: &LinuxMemory, initial: bool, files: &dyn Files) -> Result<Vec<W
                 w.extend([lw, sw]);
             }
         }
-        (lw, sw) => w.extend(lw.into_iter().chain(sw)),
+        (Some(lw), None) => {
+            let l = limit.unwrap_or(-1);
+            let sum = files
+                .read(MEMSW)?
+                .and_then(|s| stats::parse_u64(&s))
+                .unwrap_or(u64::MAX);
+            if l > 0 && l as u64 > sum {
+                return Err(Error::config(
+                    field("limit"),
+                    format!(
+                        "{l} is above the memory+swap limit {sum} in force: raise \
+                         linux.resources.memory.swap (memory+swap) with it"
+                    ),
+                ));
+            }
+            w.push(lw);
+        }
+        (None, sw) => w.extend(sw),
     }
     if let Some(r) = checked(m.reservation(), "reservation")? {
         w.push(Write::new(
@@ -423,7 +401,7 @@ pub fn blkio_stats(dir: &Path, b: &mut stats::BlkioStats) -> Result<()> {
 mod tests {
     use std::collections::BTreeMap;
 
-    use super::super::tests::{Fake, resources};
+    use super::super::tests::{Fake, pairs, resources};
     use super::*;
 
     fn files() -> Fake {
@@ -434,12 +412,6 @@ mod tests {
             ("blkio.bfq.weight", "100"),
             ("blkio.bfq.weight_device", ""),
         ]))
-    }
-
-    fn pairs(w: &[Write]) -> Vec<(&str, &str)> {
-        w.iter()
-            .map(|w| (w.file.as_str(), w.value.as_str()))
-            .collect()
     }
 
     #[test]
@@ -485,6 +457,13 @@ mod tests {
                 "memory.limit",
             ),
         ];
+        let mut f = files();
+        f.0.insert("memory.memsw.limit_in_bytes", "2097152");
+        let r = resources(r#"{"memory": {"limit": 4194304}}"#);
+        let e = memory(r.memory().as_ref().unwrap(), false, &f)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("memory+swap limit 2097152"), "{e}");
         for (json, want) in bad {
             let r = resources(&format!(r#"{{"memory": {json}}}"#));
             let e = memory(r.memory().as_ref().unwrap(), false, &files())

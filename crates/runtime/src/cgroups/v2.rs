@@ -11,8 +11,9 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxThrottleDevice};
 
 use super::stats::{self, CpuStats, MemoryEntry, MemoryStats};
-use super::v1::check_usage;
-use super::{Files, Write, limit_value, nonzero, read_file, read_opt, read_u64, write_file};
+use super::{
+    Files, Write, check_usage, limit_value, nonzero, read_file, read_opt, read_u64, write_file,
+};
 use crate::error::{Error, IoContext, Result};
 
 /// Enables, in each intermediate directory the runtime just made, every
@@ -427,14 +428,8 @@ pub fn io_stats(dir: &Path, b: &mut stats::BlkioStats) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{Fake, resources};
+    use super::super::tests::{Fake, pairs, resources};
     use super::*;
-
-    fn pairs(w: &[Write]) -> Vec<(&str, &str)> {
-        w.iter()
-            .map(|w| (w.file.as_str(), w.value.as_str()))
-            .collect()
-    }
 
     fn files() -> Fake {
         Fake(BTreeMap::from([
