@@ -1038,6 +1038,38 @@ fn v2_undelegated_controllers_are_named() {
     );
 }
 
+#[test]
+fn v2_unified_entries_are_written() {
+    require_root!();
+    let Some(layout) = v2_layout() else {
+        eprintln!("SKIPPED: no cgroup2 hierarchy is mounted");
+        return;
+    };
+    let path = format!("/{}", unique("capsa-v2unified"));
+    let mut m = v2_manager(&layout, &path);
+    let r: LinuxResources = serde_json::from_value(json!({
+        "unified": {"cgroup.max.descendants": "5", "cgroup.max.depth": "2"}
+    }))
+    .unwrap();
+    let created = m.create(Some(&r));
+    let dir = m.paths().unified().unwrap().to_path_buf();
+    let (descendants, depth) = (
+        std::fs::read_to_string(dir.join("cgroup.max.descendants")),
+        std::fs::read_to_string(dir.join("cgroup.max.depth")),
+    );
+    // An entry of a controller the cgroup does not have is refused.
+    let bad: LinuxResources =
+        serde_json::from_value(json!({"unified": {"rdma.max": "mlx4_0 hca_handle=1"}})).unwrap();
+    let err = m.apply(&bad);
+    m.destroy().unwrap();
+    created.unwrap();
+    assert_eq!(descendants.unwrap().trim(), "5");
+    assert_eq!(depth.unwrap().trim(), "2");
+    let err = err.unwrap_err().to_string();
+    assert!(err.contains("linux.resources.unified.rdma.max"), "{err}");
+    assert!(err.contains("rdma"), "{err}");
+}
+
 /// Measures the cgroup part of `run`: layout, placement, mkdir (with the
 /// default device rules), moving a process in, and removal. Prints the
 /// numbers; timing is never asserted. Moving a task into a v1 cgroup first

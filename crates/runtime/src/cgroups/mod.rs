@@ -616,26 +616,7 @@ impl Manager {
             ops.push(Op::Writes(d, rdma_writes(map)));
         }
         if let Some(map) = r.unified().as_ref().filter(|m| !m.is_empty()) {
-            let d = match (self.paths.mode, self.paths.unified()) {
-                (Some(Mode::V2), Some(d)) => d,
-                _ => {
-                    return Err(Error::config(
-                        "linux.resources.unified",
-                        "unified resources are cgroup v2 files, and this host uses cgroup v1 \
-                         for its controllers",
-                    ));
-                }
-            };
-            let controllers = self.v2_controllers(d)?;
-            let w = v2::unified(map, controllers)?;
-            // Name a missing controller the way every other resource does.
-            for k in map.keys() {
-                let ctrl = k.split('.').next().unwrap_or_default();
-                if ctrl != "cgroup" && !controllers.iter().any(|c| c == ctrl) {
-                    self.at(ctrl, &format!("linux.resources.unified.{k}"))?;
-                }
-            }
-            ops.push(Op::Writes(d, w));
+            ops.push(self.unified_op(map)?);
         }
         for op in ops {
             match op {
@@ -681,6 +662,37 @@ impl Manager {
             ));
         }
         Ok(None)
+    }
+
+    /// `linux.resources.unified`: cgroup v2 files, each of a controller
+    /// enabled for the container's unified directory (or "cgroup.").
+    fn unified_op(&self, map: &std::collections::HashMap<String, String>) -> Result<Op<'_>> {
+        let field = "linux.resources.unified";
+        let d = self.paths.unified().ok_or_else(|| {
+            Error::config(
+                field,
+                "unified resources are cgroup v2 files, and this host has only cgroup v1",
+            )
+        })?;
+        let controllers = self.v2_controllers(d)?;
+        let writes = v2::unified(map)?;
+        for w in &writes {
+            let ctrl = w.file.split('.').next().unwrap_or_default();
+            if ctrl == "cgroup" || controllers.iter().any(|c| c == ctrl) {
+                continue;
+            }
+            if self.paths.v1(ctrl).is_some() {
+                return Err(Error::config(
+                    &w.field,
+                    format!(
+                        "the {ctrl} controller is a cgroup v1 hierarchy on this host; unified \
+                         entries are cgroup v2 files"
+                    ),
+                ));
+            }
+            self.at(ctrl, &w.field)?;
+        }
+        Ok(Op::Writes(d, writes))
     }
 
     /// `linux.resources.network`: the v1 net_cls and net_prio controllers.

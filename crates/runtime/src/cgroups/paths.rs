@@ -250,6 +250,7 @@ pub fn clean_cgroups_path(cgroups_path: Option<&Path>, id: &str) -> Result<(bool
 }
 
 /// What [`make_dir`] did.
+#[derive(Debug)]
 pub enum Made {
     /// The directories it created, outermost first (the last is `dir`).
     Created(Vec<PathBuf>),
@@ -549,6 +550,41 @@ mod tests {
             assert!(e.contains("linux.cgroupsPath"), "{bad}: {e}");
         }
         assert!(Layout::default().place(None, "x").is_err());
+    }
+
+    #[test]
+    fn dirs_are_made_recorded_and_removed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let leaf = tmp.path().join("a/b/leaf");
+        let Made::Created(made) = make_dir(&leaf).unwrap() else {
+            panic!("denied")
+        };
+        assert_eq!(
+            made,
+            [tmp.path().join("a"), tmp.path().join("a/b"), leaf.clone()]
+        );
+        // The container's leaf must be new.
+        assert!(
+            make_dir(&leaf)
+                .unwrap_err()
+                .to_string()
+                .contains("already exists")
+        );
+        // A sibling made later by another container keeps the shared parent.
+        let Made::Created(other) = make_dir(&tmp.path().join("a/b/other")).unwrap() else {
+            panic!("denied")
+        };
+        assert_eq!(other.len(), 1);
+        // Sub-cgroups made inside the container's own go with it.
+        std::fs::create_dir_all(leaf.join("inner/deeper")).unwrap();
+        assert_eq!(tree(&leaf).unwrap().len(), 3);
+        remove_dirs(&made, &[leaf.as_path()]).unwrap();
+        assert!(!leaf.exists());
+        assert!(tmp.path().join("a/b/other").exists());
+        remove_dirs(&other, &[other[0].as_path()]).unwrap();
+        assert!(!tmp.path().join("a/b/other").exists());
+        // Removing what is already gone is fine.
+        remove_dirs(&made, &[leaf.as_path()]).unwrap();
     }
 
     #[test]

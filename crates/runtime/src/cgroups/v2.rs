@@ -304,31 +304,27 @@ const RESERVED: [&str; 6] = [
 ];
 
 /// The writes for `linux.resources.unified` (file name → value), in name
-/// order. Entries of controllers not in `controllers` are left to the
-/// caller to refuse.
-pub fn unified(map: &HashMap<String, String>, controllers: &[String]) -> Result<Vec<Write>> {
+/// order; whether each controller is there is for the caller to check.
+pub fn unified(map: &HashMap<String, String>) -> Result<Vec<Write>> {
     let mut keys: Vec<&String> = map.keys().collect();
     keys.sort();
     let mut w = Vec::new();
     for k in keys {
         let field = format!("linux.resources.unified.{k}");
-        let Some((ctrl, _)) = k
+        if !k
             .split_once('.')
-            .filter(|(c, rest)| !c.is_empty() && !rest.is_empty())
-        else {
+            .is_some_and(|(c, rest)| !c.is_empty() && !rest.is_empty())
+        {
             return Err(Error::config(
                 field,
                 "not a cgroup v2 file name such as \"memory.high\"",
             ));
-        };
+        }
         if k.contains('/') {
             return Err(Error::config(field, "a file name may not contain '/'"));
         }
         if RESERVED.contains(&k.as_str()) {
             return Err(Error::config(field, "the runtime manages this file itself"));
-        }
-        if ctrl != "cgroup" && !controllers.iter().any(|c| c == ctrl) {
-            continue;
         }
         w.push(Write::new(k.as_str(), &map[k], field));
     }
@@ -559,20 +555,23 @@ mod tests {
 
     #[test]
     fn unified_entries_are_checked() {
-        let ctrls = vec!["memory".to_string(), "pids".to_string()];
         let map = HashMap::from([
             ("memory.high".to_string(), "1000000".to_string()),
             ("cgroup.max.depth".to_string(), "3".to_string()),
             ("io.weight".to_string(), "10".to_string()),
         ]);
-        let w = unified(&map, &ctrls).unwrap();
+        let w = unified(&map).unwrap();
         assert_eq!(
             pairs(&w),
-            [("cgroup.max.depth", "3"), ("memory.high", "1000000")]
+            [
+                ("cgroup.max.depth", "3"),
+                ("io.weight", "10"),
+                ("memory.high", "1000000")
+            ]
         );
         for bad in ["../memory.max", "memory", "cgroup.procs", ".x"] {
             let map = HashMap::from([(bad.to_string(), "1".to_string())]);
-            let e = unified(&map, &ctrls).unwrap_err().to_string();
+            let e = unified(&map).unwrap_err().to_string();
             assert!(e.contains("linux.resources.unified."), "{bad}: {e}");
         }
     }
