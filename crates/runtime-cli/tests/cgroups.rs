@@ -886,10 +886,44 @@ fn waiting_shell(script: &str) -> std::process::Child {
         .unwrap()
 }
 
-fn v2_manager(layout: &Layout, path: &str) -> Manager {
+/// A manager whose cgroups (and the processes in them) go when it is
+/// dropped, also when a test fails half-way.
+struct Scoped(Manager);
+
+impl std::ops::Deref for Scoped {
+    type Target = Manager;
+    fn deref(&self) -> &Manager {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Scoped {
+    fn deref_mut(&mut self) -> &mut Manager {
+        &mut self.0
+    }
+}
+
+impl Drop for Scoped {
+    fn drop(&mut self) {
+        let _ = self.0.set_frozen(false);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while let Ok(pids) = self.0.pids() {
+            if pids.is_empty() || Instant::now() > deadline {
+                break;
+            }
+            for p in pids {
+                let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGKILL);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = self.0.destroy();
+    }
+}
+
+fn v2_manager(layout: &Layout, path: &str) -> Scoped {
     let m = Manager::with_layout(layout, Some(Path::new(path)), "unused").unwrap();
     assert_eq!(m.paths().mode, Some(Mode::V2));
-    m
+    Scoped(m)
 }
 
 #[test]

@@ -36,8 +36,7 @@ use crate::error::{Error, Result};
 
 pub use oom::OomWatcher;
 pub use paths::{
-    Hierarchy, Layout, clean_cgroups_path, host_hierarchies, parse_hierarchies, parse_proc_cgroup,
-    unescape_mountinfo,
+    Hierarchy, Layout, host_hierarchies, parse_hierarchies, parse_proc_cgroup, unescape_mountinfo,
 };
 pub use stats::Stats;
 

@@ -219,7 +219,7 @@ impl Layout {
 /// Checks `linux.cgroupsPath` (absent or empty: the container id) and
 /// returns whether it is absolute and its components joined as a relative
 /// path.
-pub fn clean_cgroups_path(cgroups_path: Option<&Path>, id: &str) -> Result<(bool, PathBuf)> {
+fn clean_cgroups_path(cgroups_path: Option<&Path>, id: &str) -> Result<(bool, PathBuf)> {
     let path = match cgroups_path {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new(id),
@@ -422,7 +422,7 @@ impl CgroupPaths {
 
     /// The outermost directory the runtime created in the hierarchy that
     /// holds `dir`, or `dir` itself.
-    pub fn outermost_created(&self, dir: &Path) -> PathBuf {
+    pub(crate) fn outermost_created(&self, dir: &Path) -> PathBuf {
         self.created
             .iter()
             .find(|c| dir.starts_with(c))
