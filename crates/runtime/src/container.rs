@@ -201,7 +201,8 @@ impl Runtime {
         let dir_ref = cleanup.dir.as_ref().expect("just set");
         dir_ref.save_config(&raw)?;
 
-        let mut cg = Manager::for_container(linux.cgroups_path().as_deref(), &opts.id)?;
+        let layout = crate::cgroups::Layout::detect()?;
+        let mut cg = Manager::with_layout(&layout, linux.cgroups_path().as_deref(), &opts.id)?;
         let created = cg.create(linux.resources().as_ref());
         cleanup.cgroups = Some(cg);
         created?;
@@ -218,7 +219,7 @@ impl Runtime {
         };
 
         // Made here, with the host's privileges and view; the init inherits it.
-        let rootfs_host = crate::mounts::prepare_on_host(&spec, &bundle)?;
+        let rootfs_host = crate::mounts::prepare_on_host(&spec, &bundle, &layout, cg.paths())?;
         let into_cgroup = cg.clone_into_fd().map(|fd| fd.as_raw_fd());
         let flags = plan.clone_flags(into_cgroup.is_some());
         let pid_ns = plan.join.iter().find(|j| j.typ == LinuxNamespaceType::Pid);
@@ -226,6 +227,10 @@ impl Runtime {
         let mut pid = match forked {
             Ok(CloneResult::Child) => {
                 drop(parent_chan);
+                // The init must never hold the container's lock.
+                if let Some(dir) = &cleanup.dir {
+                    let _ = nix::unistd::close(dir.lock_fd());
+                }
                 init::run(Init {
                     spec: &spec,
                     process,
@@ -522,6 +527,30 @@ impl Runtime {
             });
         }
         Manager::from_paths(info.record.cgroup).set_frozen(false)
+    }
+
+    /// `update`: changes the resource limits of a container that is not
+    /// stopped (only the fields of `resources` given change) and records
+    /// them in its saved config.
+    pub fn update(&self, id: &str, resources: &oci_spec::runtime::LinuxResources) -> Result<()> {
+        let dir = self.root.open(id)?;
+        let info = self.info_of(&dir)?;
+        if info.status == Status::Stopped {
+            return Err(Error::BadStatus {
+                id: id.to_string(),
+                status: info.status.to_string(),
+                reason: "a stopped container's resources cannot change".into(),
+            });
+        }
+        Manager::from_paths(info.record.cgroup).apply(resources)?;
+        let mut spec = dir.load_config()?;
+        let mut linux = spec.linux().clone().unwrap_or_default();
+        let base = linux.resources().clone().unwrap_or_default();
+        linux.set_resources(Some(crate::cgroups::merge_resources(&base, resources)?));
+        spec.set_linux(Some(linux));
+        let raw = serde_json::to_vec_pretty(&spec)
+            .map_err(|e| Error::Other(format!("serialising config: {e}")))?;
+        dir.save_config(&raw)
     }
 
     /// The cgroup manager of container `id` (for `ps`, `update`, `events`).

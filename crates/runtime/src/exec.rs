@@ -267,7 +267,11 @@ impl Runtime {
             status: status.to_string(),
             reason: reason.into(),
         };
-        match live_status(&record) {
+        let status = live_status(&record);
+        // In a paused container the process joins the (frozen) cgroups only
+        // once it is ready to exec: it then starts frozen and runs on resume.
+        let paused = status == Status::Paused;
+        match status {
             Status::Stopped => {
                 return Err(refuse(
                     Status::Stopped,
@@ -290,7 +294,7 @@ impl Runtime {
             .and_then(|l| l.seccomp().as_ref())
             .map(crate::seccomp::Setup::prepare)
             .transpose()?;
-        let state = record.oci_state(live_status(&record)).to_string();
+        let state = record.oci_state(status).to_string();
         let (console, own_console) = console::for_process(
             opts.console_socket.as_deref(),
             process.terminal().unwrap_or(false),
@@ -309,7 +313,11 @@ impl Runtime {
         let cg = Manager::from_paths(record.cgroup.clone());
         let (parent_chan, child_chan) = Channel::pair()?;
 
-        let into_cgroup = cg.clone_into_fd().map(|fd| fd.as_raw_fd());
+        let into_cgroup = if paused {
+            None
+        } else {
+            cg.clone_into_fd().map(|fd| fd.as_raw_fd())
+        };
         let forked =
             namespaces::clone_into(target.pid_ns.as_ref(), CloneFlags::empty(), into_cgroup);
         let pid = match forked {
@@ -324,7 +332,9 @@ impl Runtime {
                     console,
                     preserve_fds: opts.preserve_fds,
                     seccomp: seccomp.as_ref().map(|s| (s, state.as_str())),
+                    join_late: paused,
                 };
+                let _ = nix::unistd::close(dir.lock_fd());
                 let outcome =
                     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| child.setup()));
                 let _ = child.chan.send(&Msg::Error(init::failure_text(outcome)));
@@ -338,14 +348,23 @@ impl Runtime {
         drop(console);
         drop(target);
 
-        if into_cgroup.is_none() {
+        if into_cgroup.is_none() && !paused {
             cg.add_process(pid)?;
         }
         if let Some(score) = process.oom_score_adj() {
             crate::process::set_oom_score_adj(pid, score)?;
         }
         parent_chan.send(&Msg::Go(String::new()))?;
-        match parent_chan.recv()? {
+        if paused {
+            parent_chan
+                .expect(Msg::Ready)
+                .map_err(|e| Error::Other(format!("exec failed: {e}")))?;
+            cg.add_process(pid)?;
+            // It freezes on its way to exec; whether exec succeeds is only
+            // known once the container is resumed.
+            parent_chan.send(&Msg::Start)?;
+        }
+        match if paused { None } else { parent_chan.recv()? } {
             None => {}
             Some(Msg::Error(text)) => return Err(Error::Other(format!("exec failed: {text}"))),
             Some(other) => {
@@ -379,6 +398,8 @@ struct Child<'a> {
     preserve_fds: u32,
     /// The container's seccomp filter and the state its listener gets.
     seccomp: Option<(&'a crate::seccomp::Setup, &'a str)>,
+    /// Join the cgroups only after set-up (the container is paused).
+    join_late: bool,
 }
 
 impl Child<'_> {
@@ -427,6 +448,10 @@ impl Child<'_> {
         let exe = crate::process::find_executable(process)?;
         // The program outlives the runtime when detached.
         nix::sys::prctl::set_pdeathsig(None).sys("prctl", "PR_SET_PDEATHSIG")?;
+        if self.join_late {
+            self.chan.send(&Msg::Ready)?;
+            self.chan.expect(Msg::Start)?;
+        }
         crate::process::finalize_and_exec(
             process,
             &exe,

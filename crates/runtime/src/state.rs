@@ -275,8 +275,10 @@ impl ContainerDir {
         }
     }
 
-    /// Whether the directory's lock descriptor is `fd` (for tests).
-    pub fn lock_fd(&self) -> i32 {
+    /// The lock's descriptor: a process forked while the lock is held closes
+    /// its copy at once, so that it never keeps the container locked (a
+    /// flock belongs to the open file, shared by the copies).
+    pub fn lock_fd(&self) -> std::os::fd::RawFd {
         self._lock.as_raw_fd()
     }
 }

@@ -488,3 +488,175 @@ pub fn fsmount(fs: BorrowedFd<'_>, attrs: u64) -> Result<OwnedFd, Errno> {
     // SAFETY: the kernel just gave us this descriptor; nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
+
+// ---- bpf(2), for the cgroup v2 device filter ----
+
+/// bpf(2) command: load a program.
+const BPF_PROG_LOAD: libc::c_long = 5;
+/// bpf(2) command: attach a program to a cgroup.
+const BPF_PROG_ATTACH: libc::c_long = 8;
+/// bpf(2) command: detach a program from a cgroup.
+const BPF_PROG_DETACH: libc::c_long = 9;
+/// bpf(2) command: open a loaded program by id.
+const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
+/// bpf(2) command: list the programs attached to a cgroup.
+const BPF_PROG_QUERY: libc::c_long = 16;
+
+/// The part of `union bpf_attr` that BPF_PROG_LOAD reads (up to
+/// `expected_attach_type`; the kernel treats the rest as zero).
+#[repr(C)]
+#[derive(Default)]
+struct BpfProgLoadAttr {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+    kern_version: u32,
+    prog_flags: u32,
+    prog_name: [u8; 16],
+    prog_ifindex: u32,
+    expected_attach_type: u32,
+}
+
+/// The part of `union bpf_attr` that BPF_PROG_ATTACH and BPF_PROG_DETACH read.
+#[repr(C)]
+#[derive(Default)]
+struct BpfProgAttachAttr {
+    target_fd: u32,
+    attach_bpf_fd: u32,
+    attach_type: u32,
+    attach_flags: u32,
+    replace_bpf_fd: u32,
+}
+
+/// The part of `union bpf_attr` that BPF_PROG_QUERY reads and fills.
+#[repr(C)]
+#[derive(Default)]
+struct BpfProgQueryAttr {
+    target_fd: u32,
+    attach_type: u32,
+    query_flags: u32,
+    attach_flags: u32,
+    prog_ids: u64,
+    prog_cnt: u32,
+    _pad: u32,
+}
+
+/// The part of `union bpf_attr` that BPF_PROG_GET_FD_BY_ID reads.
+#[repr(C)]
+#[derive(Default)]
+struct BpfGetIdAttr {
+    prog_id: u32,
+    next_id: u32,
+    open_flags: u32,
+}
+
+/// Calls bpf(2) with command `cmd` and the attribute struct `attr`.
+fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> Result<libc::c_long, Errno> {
+    // SAFETY: `attr` is one of the repr(C) prefixes of `union bpf_attr`
+    // above, fully initialised, and we pass its exact size; the kernel reads
+    // (and for queries writes) only within it. Pointers inside it are set by
+    // the callers to buffers that outlive this call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            attr as *mut T,
+            std::mem::size_of::<T>() as libc::c_uint,
+        )
+    };
+    Errno::result(ret)
+}
+
+/// Loads a BPF program of type `prog_type` (BPF_PROG_LOAD). `insns` holds
+/// the instructions, 8 bytes each; `log`, when given, receives the verifier's
+/// messages.
+pub fn bpf_prog_load(
+    prog_type: u32,
+    insns: &[u8],
+    license: &CStr,
+    name: &str,
+    log: Option<&mut [u8]>,
+) -> Result<OwnedFd, Errno> {
+    let mut attr = BpfProgLoadAttr {
+        prog_type,
+        insn_cnt: (insns.len() / 8) as u32,
+        insns: insns.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        ..Default::default()
+    };
+    let n = name.len().min(attr.prog_name.len() - 1);
+    attr.prog_name[..n].copy_from_slice(&name.as_bytes()[..n]);
+    if let Some(buf) = log {
+        attr.log_level = 1;
+        attr.log_size = buf.len() as u32;
+        attr.log_buf = buf.as_mut_ptr() as u64;
+    }
+    let fd = bpf(BPF_PROG_LOAD, &mut attr)?;
+    // SAFETY: the kernel just gave us this descriptor; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Attaches program `prog` to the cgroup directory `cgroup` (BPF_PROG_ATTACH).
+pub fn bpf_prog_attach(
+    cgroup: BorrowedFd<'_>,
+    prog: BorrowedFd<'_>,
+    attach_type: u32,
+    flags: u32,
+) -> Result<(), Errno> {
+    let mut attr = BpfProgAttachAttr {
+        target_fd: cgroup.as_raw_fd() as u32,
+        attach_bpf_fd: prog.as_raw_fd() as u32,
+        attach_type,
+        attach_flags: flags,
+        replace_bpf_fd: 0,
+    };
+    bpf(BPF_PROG_ATTACH, &mut attr).map(drop)
+}
+
+/// Detaches program `prog` from the cgroup directory `cgroup` (BPF_PROG_DETACH).
+pub fn bpf_prog_detach(
+    cgroup: BorrowedFd<'_>,
+    prog: BorrowedFd<'_>,
+    attach_type: u32,
+) -> Result<(), Errno> {
+    let mut attr = BpfProgAttachAttr {
+        target_fd: cgroup.as_raw_fd() as u32,
+        attach_bpf_fd: prog.as_raw_fd() as u32,
+        attach_type,
+        ..Default::default()
+    };
+    bpf(BPF_PROG_DETACH, &mut attr).map(drop)
+}
+
+/// The ids of the programs of `attach_type` attached to the cgroup directory
+/// `cgroup` itself (BPF_PROG_QUERY), at most `ids.len()`; returns how many.
+pub fn bpf_prog_query(
+    cgroup: BorrowedFd<'_>,
+    attach_type: u32,
+    ids: &mut [u32],
+) -> Result<usize, Errno> {
+    let mut attr = BpfProgQueryAttr {
+        target_fd: cgroup.as_raw_fd() as u32,
+        attach_type,
+        prog_ids: ids.as_mut_ptr() as u64,
+        prog_cnt: ids.len() as u32,
+        ..Default::default()
+    };
+    bpf(BPF_PROG_QUERY, &mut attr)?;
+    Ok((attr.prog_cnt as usize).min(ids.len()))
+}
+
+/// Opens the loaded BPF program with id `id` (BPF_PROG_GET_FD_BY_ID).
+pub fn bpf_prog_get_fd_by_id(id: u32) -> Result<OwnedFd, Errno> {
+    let mut attr = BpfGetIdAttr {
+        prog_id: id,
+        ..Default::default()
+    };
+    let fd = bpf(BPF_PROG_GET_FD_BY_ID, &mut attr)?;
+    // SAFETY: the kernel just gave us this descriptor; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}

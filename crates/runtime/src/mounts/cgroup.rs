@@ -9,7 +9,7 @@
 //! co-mounted controllers, and on hybrid hosts the cgroup2 hierarchy under
 //! `unified`.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
@@ -34,40 +34,17 @@ const CGROUP_FLAGS: MsFlags = MsFlags::MS_NOSUID
     .union(MsFlags::MS_NODEV)
     .union(MsFlags::MS_NOEXEC);
 
-/// Parses /proc/self/cgroup: hierarchy name (as [`Hierarchy::name`]) → the
-/// process's cgroup path in it.
-pub(super) fn parse_proc_cgroup(text: &str) -> HashMap<String, String> {
-    let mut out = HashMap::new();
-    for line in text.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
-        else {
-            continue;
-        };
-        let name = if controllers.is_empty() {
-            "unified".to_string()
-        } else {
-            let mut names: Vec<&str> = controllers.split(',').collect();
-            names.sort_unstable();
-            names.join(",")
-        };
-        out.insert(name, path.to_string());
-    }
-    out
-}
-
 /// The container's cgroup directory (on the host) in hierarchy `h`.
-fn own_dir(h: &Hierarchy, own: &HashMap<String, String>, what: &str) -> Result<PathBuf> {
-    let path = own.get(&h.name).ok_or_else(|| {
+fn own_dir(h: &Hierarchy, dirs: &BTreeMap<String, PathBuf>, what: &str) -> Result<PathBuf> {
+    dirs.get(&h.name).cloned().ok_or_else(|| {
         Error::cgroup(
             &h.mount_point,
             format!(
-                "{what}: the process is in no cgroup of hierarchy {}",
+                "{what}: the container has no cgroup in hierarchy {}",
                 h.name
             ),
         )
-    })?;
-    Ok(h.mount_point.join(path.trim_start_matches('/')))
+    })
 }
 
 /// Mounts the container's cgroups at `dest`.
@@ -85,13 +62,7 @@ pub(super) fn mount(
         ));
     }
     let hierarchies = &ctx.host.hierarchies;
-    let own = if ctx.cgroup_ns {
-        HashMap::new()
-    } else {
-        let text = std::fs::read_to_string("/proc/self/cgroup")
-            .map_err(|e| Error::io("read", "/proc/self/cgroup", e))?;
-        parse_proc_cgroup(&text)
-    };
+    let own = &ctx.host.cgroup_dirs;
     let flags = opts.flags | CGROUP_FLAGS;
     let bind_opts = Options {
         flags,
@@ -107,7 +78,7 @@ pub(super) fn mount(
             mount_cgroupfs(&target, "cgroup2", "cgroup2", None, flags, what)?;
         } else {
             let tree = bind_tree(
-                &own_dir(h, &own, what)?,
+                &own_dir(h, own, what)?,
                 &bind_opts,
                 Depth::Single,
                 None,
@@ -176,7 +147,7 @@ pub(super) fn mount(
                 mount_cgroupfs(&sub_fd, source, "cgroup", Some(&h.name), flags, &sub_what)?;
             }
         } else {
-            let source = own_dir(h, &own, &sub_what)?;
+            let source = own_dir(h, own, &sub_what)?;
             let tree = bind_tree(&source, &bind_opts, Depth::Single, None, &sub_what)?;
             attach_bind(root, tree.as_fd(), &sub, &bind_opts, ctx.rootfs, &sub_what)?;
         }
@@ -250,31 +221,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn proc_cgroup_is_parsed() {
-        let text = "12:cpu,cpuacct:/a\n4:memory:/process_api/x\n1:name=systemd:/user.slice\n\
-                    3:cpuacct,cpu:/b\n0::/u\nbad line\n";
-        let m = parse_proc_cgroup(text);
-        assert_eq!(m["memory"], "/process_api/x");
-        assert_eq!(m["name=systemd"], "/user.slice");
-        assert_eq!(m["unified"], "/u");
-        // Controllers are sorted as Hierarchy::name has them; the last line wins.
-        assert_eq!(m["cpu,cpuacct"], "/b");
-        assert_eq!(m.len(), 4);
-    }
-
-    #[test]
     fn own_dir_joins_the_mount_point() {
         let h = Hierarchy {
             name: "memory".into(),
             mount_point: PathBuf::from("/sys/fs/cgroup/memory"),
             version: 1,
+            root: PathBuf::from("/"),
         };
-        let own = parse_proc_cgroup("4:memory:/a/b\n");
+        let mut own = BTreeMap::new();
+        own.insert(
+            "memory".to_string(),
+            PathBuf::from("/sys/fs/cgroup/memory/a/b"),
+        );
         assert_eq!(
             own_dir(&h, &own, "t").unwrap(),
             PathBuf::from("/sys/fs/cgroup/memory/a/b")
         );
-        let err = own_dir(&h, &HashMap::new(), "t").unwrap_err();
-        assert!(err.to_string().contains("no cgroup of hierarchy memory"));
+        let err = own_dir(&h, &BTreeMap::new(), "t").unwrap_err();
+        assert!(err.to_string().contains("no cgroup in hierarchy memory"));
     }
 }

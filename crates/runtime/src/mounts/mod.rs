@@ -24,6 +24,7 @@ mod masks;
 mod options;
 mod safe;
 
+use std::collections::BTreeMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -75,23 +76,52 @@ pub struct HostPrep {
     /// The host's cgroup hierarchies, when a `cgroup` mount needs them (seen
     /// from inside a cgroup namespace, mountinfo hides their roots).
     hierarchies: Vec<Hierarchy>,
+    /// Hierarchy name → the container's cgroup directory on the host (what a
+    /// `cgroup` mount binds when there is no cgroup namespace).
+    cgroup_dirs: BTreeMap<String, PathBuf>,
 }
 
 /// Prepares, in the runtime and with the host's view, what the init's rootfs
-/// set-up needs: the id-mapped mounts and the host's cgroup hierarchies.
-pub fn prepare_on_host(spec: &Spec, bundle: &Path) -> Result<HostPrep> {
+/// set-up needs: the id-mapped mounts, and for `cgroup` mounts the host's
+/// hierarchies (from the `layout` the cgroups were placed with) and the
+/// container's directory in each (`cgroups`; a hierarchy where it has none
+/// shows the caller's own cgroup).
+pub fn prepare_on_host(
+    spec: &Spec,
+    bundle: &Path,
+    layout: &crate::cgroups::Layout,
+    cgroups: &crate::cgroups::CgroupPaths,
+) -> Result<HostPrep> {
     let needs_cgroups = spec
         .mounts()
         .iter()
         .flatten()
         .any(|m| m.typ().as_deref() == Some("cgroup") && !is_bind(m));
+    let mut cgroup_dirs = BTreeMap::new();
+    if needs_cgroups {
+        for h in &layout.hierarchies {
+            let dir = match cgroups.dirs.get(&h.name) {
+                Some(dir) => dir.clone(),
+                None => {
+                    let own = layout
+                        .own
+                        .get(&h.name)
+                        .map_or(Path::new("/"), |p| p.as_path());
+                    let inside = own.strip_prefix(&h.root).unwrap_or(Path::new(""));
+                    h.mount_point.join(inside)
+                }
+            };
+            cgroup_dirs.insert(h.name.clone(), dir);
+        }
+    }
     Ok(HostPrep {
         idmapped: idmap::prepare(spec, bundle)?,
         hierarchies: if needs_cgroups {
-            crate::cgroups::host_hierarchies()?
+            layout.hierarchies.clone()
         } else {
             Vec::new()
         },
+        cgroup_dirs,
     })
 }
 
