@@ -3,13 +3,18 @@
 //! docker-archive and OCI-layout archives, and the conversion of an image
 //! config into an OCI runtime config.
 
+pub mod changes;
 pub mod db;
 pub mod digest;
 pub mod error;
+pub mod import;
 pub mod layer;
 pub mod load;
 pub mod manifest;
 pub mod reference;
+pub mod rootfs;
+pub mod runtime_config;
+pub mod save;
 pub mod store;
 mod sys;
 pub mod time;
