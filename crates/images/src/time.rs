@@ -120,6 +120,6 @@ mod tests {
         assert_eq!(parse_rfc3339("2023-13-18T22:34:17Z"), None);
         assert_eq!(format_rfc3339(1684449257, 437425239), "2023-05-18T22:34:17.437425239Z");
         assert_eq!(format_rfc3339(0, 500_000_000), "1970-01-01T00:00:00.5Z");
-        assert_eq!(civil_from_days(19495), (2023, 5, 17));
+        assert_eq!(civil_from_days(19495), (2023, 5, 18));
     }
 }
