@@ -196,10 +196,11 @@ pub fn apply<R: Read>(
             .unwrap_or_else(|_| Err(Error::layer(name, "", "the unpacking thread panicked")));
         let produced = produced?;
         let diff = match (produced.diff, unpacked) {
-            // The producer's error explains the unpacker's.
+            // A decompression error explains the unpacker's.
             (Err(e), _) => Err(e),
             (Ok(_), Err(e)) => Err(e),
-            (Ok((diff_id, diff_size)), Ok(unpacked)) => Ok(Diff {
+            (Ok(None), Ok(_)) => Err(Error::layer(name, "", "unpacking stopped early")),
+            (Ok(Some((diff_id, diff_size))), Ok(unpacked)) => Ok(Diff {
                 diff_id,
                 diff_size,
                 unpacked,
@@ -219,7 +220,8 @@ struct Produced {
     blob: Digest,
     blob_size: u64,
     compression: Compression,
-    diff: Result<(Digest, u64)>,
+    /// The diff_id and size, `None` when the unpacker stopped reading.
+    diff: Result<Option<(Digest, u64)>>,
 }
 
 /// The decompressing thread: sends the uncompressed stream in chunks, then
@@ -285,11 +287,9 @@ fn produce<R: Read>(
         .map_err(|e| Error::layer(name, "", format!("reading: {e}")))?;
     let (blob, blob_size, _) = raw.finish();
     let diff = match diff {
-        Err(e) => Err(e),
-        Ok(None) => Err(Error::layer(name, "", "unpacking stopped")),
         // Uncompressed: the diff is the blob.
-        Ok(Some(_)) if compression == Compression::None => Ok((blob.clone(), blob_size)),
-        Ok(Some(d)) => Ok(d),
+        Ok(Some(_)) if compression == Compression::None => Ok(Some((blob.clone(), blob_size))),
+        other => other,
     };
     Ok(Produced {
         blob,

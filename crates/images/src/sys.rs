@@ -98,6 +98,21 @@ pub fn lsetxattr(path: &CStr, name: &CStr, value: &[u8]) -> Result<(), Errno> {
     Errno::result(ret).map(drop)
 }
 
+/// Sets the extended attribute `name` of an open file (fsetxattr(2)).
+pub fn fsetxattr(fd: BorrowedFd<'_>, name: &CStr, value: &[u8]) -> Result<(), Errno> {
+    // SAFETY: `name` is NUL-terminated and `value` is valid for its length.
+    let ret = unsafe {
+        libc::fsetxattr(
+            fd.as_raw_fd(),
+            name.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
 /// Reads the extended attribute `name` of `path` itself (lgetxattr(2));
 /// `None` when it is not set.
 pub fn lgetxattr(path: &CStr, name: &CStr) -> Result<Option<Vec<u8>>, Errno> {

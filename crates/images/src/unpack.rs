@@ -565,27 +565,52 @@ impl Unpacker<'_> {
         key: &str,
         value: &[u8],
     ) -> Result<()> {
-        let mut path = format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd()).into_bytes();
-        if let Some(l) = leaf {
-            path.push(b'/');
-            path.extend_from_slice(l.as_bytes());
-        }
-        let path = cstr(self.layer, name, &path)?;
         let key_c = cstr(self.layer, name, key.as_bytes())?;
-        sys::lsetxattr(&path, &key_c, value)
-            .map_err(|err| self.err(name, format!("setting xattr {key}: {err}")))
+        let r = match leaf {
+            None => sys::fsetxattr(fd.as_fd(), &key_c, value),
+            Some(l) => {
+                // The magic link names the directory; the leaf itself is not followed.
+                let mut path = format!("/proc/self/fd/{}/", fd.as_fd().as_raw_fd()).into_bytes();
+                path.extend_from_slice(l.as_bytes());
+                sys::lsetxattr(&cstr(self.layer, name, &path)?, &key_c, value)
+            }
+        };
+        r.map_err(|err| self.err(name, format!("setting xattr {key}: {err}")))
     }
 
     /// Opens the directory `rel` beneath the root, never following a symlink.
     fn open_beneath(&self, rel: &Path, name: &str) -> Result<OwnedFd> {
-        open_dir_beneath(&self.root, rel).map_err(|err| match err {
-            Errno::ELOOP | Errno::EXDEV => self.err(
-                name,
-                "path goes through a symlink (a layer may not write through links)",
-            ),
-            Errno::ENOTDIR => self.err(name, "a parent of the path is not a directory"),
-            err => self.err(name, format!("open parent: {err}")),
-        })
+        open_dir_beneath(&self.root, rel).map_err(|err| self.explain(rel, name, err))
+    }
+
+    /// Why `rel` could not be opened as a directory beneath the root: names
+    /// the symlink or non-directory in the way.
+    fn explain(&self, rel: &Path, name: &str, err: Errno) -> Error {
+        if matches!(err, Errno::ELOOP | Errno::EXDEV | Errno::ENOTDIR) {
+            let mut prefix = PathBuf::new();
+            for c in rel.components() {
+                prefix.push(c);
+                match fstatat(&self.root, &prefix, AtFlags::AT_SYMLINK_NOFOLLOW) {
+                    Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFLNK => {
+                        return self.err(
+                            name,
+                            format!(
+                                "path goes through the symlink {} (a layer may not write through links)",
+                                prefix.display()
+                            ),
+                        );
+                    }
+                    Ok(st) if st.st_mode & libc::S_IFMT != libc::S_IFDIR => {
+                        return self.err(
+                            name,
+                            format!("{} is not a directory", prefix.display()),
+                        );
+                    }
+                    _ => {}
+                }
+            }
+        }
+        self.err(name, format!("open parent {}: {err}", rel.display()))
     }
 
     /// The directory that will hold the entry, created (0755) when missing.
@@ -607,16 +632,7 @@ impl Unpacker<'_> {
                         Err(err) => return Err(self.err(name, format!("mkdir parent: {err}"))),
                     }
                     fd = open_dir_beneath(&fd, Path::new(OsStr::from_bytes(c.as_bytes())))
-                        .map_err(|err| match err {
-                            Errno::ELOOP | Errno::EXDEV => self.err(
-                                name,
-                                "path goes through a symlink (a layer may not write through links)",
-                            ),
-                            Errno::ENOTDIR => {
-                                self.err(name, "a parent of the path is not a directory")
-                            }
-                            err => self.err(name, format!("open parent: {err}")),
-                        })?;
+                        .map_err(|err| self.explain(&join(comps), name, err))?;
                 }
                 fd
             }

@@ -317,15 +317,12 @@ impl Layer {
 
     /// A file entry that claims `size` bytes but whose data is `data`
     /// followed by the end of the stream.
-    pub fn lying_file(mut self, path: &str, size: u64, data: &[u8]) -> Vec<u8> {
+    pub fn lying_file(path: &str, size: u64, data: &[u8]) -> Vec<u8> {
         let mut h = header(tar::EntryType::Regular, 0o644);
         h.set_path(path).unwrap();
         h.set_size(size);
         h.set_cksum();
-        let mut out = std::mem::replace(&mut self.builder, tar::Builder::new(Vec::new()))
-            .into_inner()
-            .unwrap();
-        out.extend_from_slice(h.as_bytes());
+        let mut out = h.as_bytes().to_vec();
         out.extend_from_slice(data);
         out
     }
