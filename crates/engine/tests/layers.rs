@@ -9,20 +9,8 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 
-/// An xattr of `path` itself (lgetxattr(2)).
 fn get_xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
-    let p = CString::new(path.as_os_str().as_bytes()).unwrap();
-    let n = CString::new(name).unwrap();
-    let mut buf = vec![0u8; 256];
-    // SAFETY: valid NUL-terminated strings and a writable buffer of the given length.
-    let r = unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    if r < 0 {
-        return None;
-    }
-    buf.truncate(r as usize);
-    Some(buf)
+    capsa_images::unpack::get_xattr(path, name).unwrap()
 }
 
 fn snapshot(root: &Root, chain: &str) -> PathBuf {

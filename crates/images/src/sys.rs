@@ -3,7 +3,7 @@
 //!
 //! Every `unsafe` block of the crate lives here, one small function per call.
 
-use std::ffi::{CStr, CString};
+use std::ffi::CStr;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use nix::errno::Errno;
@@ -133,26 +133,6 @@ pub fn lgetxattr(path: &CStr, name: &CStr) -> Result<Option<Vec<u8>>, Errno> {
                 return Ok(Some(buf));
             }
             Err(Errno::ENODATA) => return Ok(None),
-            Err(Errno::ERANGE) if buf.len() < 1 << 20 => buf.resize(buf.len() * 4, 0),
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// The names of the extended attributes of `path` itself (llistxattr(2)).
-pub fn llistxattr(path: &CStr) -> Result<Vec<CString>, Errno> {
-    let mut buf = vec![0u8; 1024];
-    loop {
-        // SAFETY: `path` is NUL-terminated and `buf` is writable for its length.
-        let ret = unsafe { libc::llistxattr(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-        match Errno::result(ret) {
-            Ok(n) => {
-                return Ok(buf[..n as usize]
-                    .split(|b| *b == 0)
-                    .filter(|s| !s.is_empty())
-                    .filter_map(|s| CString::new(s).ok())
-                    .collect());
-            }
             Err(Errno::ERANGE) if buf.len() < 1 << 20 => buf.resize(buf.len() * 4, 0),
             Err(e) => return Err(e),
         }

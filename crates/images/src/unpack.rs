@@ -720,6 +720,15 @@ pub fn open_dir_beneath(root: &impl AsFd, rel: &Path) -> nix::Result<OwnedFd> {
     )
 }
 
+/// An extended attribute of `path` itself (not of a symlink's target);
+/// `None` when it is not set.
+pub fn get_xattr(path: &Path, name: &str) -> Result<Option<Vec<u8>>> {
+    let p = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| Error::Other(format!("NUL byte in {}", path.display())))?;
+    let n = CString::new(name).map_err(|_| Error::Other(format!("NUL byte in {name:?}")))?;
+    sys::lgetxattr(&p, &n).map_err(|e| Error::sys("lgetxattr", format!("{} {name}", path.display()), e))
+}
+
 /// Parses a PAX time, `SECONDS[.FRACTION]`.
 fn parse_pax_time(v: &str) -> Option<TimeSpec> {
     let (secs, frac) = v.split_once('.').unwrap_or((v, ""));
