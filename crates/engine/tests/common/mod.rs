@@ -411,6 +411,8 @@ pub struct Image {
     pub created: String,
     /// diff_ids to write instead of the real ones (to test verification).
     pub diff_ids: Option<Vec<String>>,
+    /// The `created_by` of the layers' history entries.
+    pub created_by: Option<String>,
 }
 
 impl Image {
@@ -423,6 +425,7 @@ impl Image {
             tags: tags.iter().map(|s| s.to_string()).collect(),
             created: "2024-01-02T03:04:05.123456789Z".into(),
             diff_ids: None,
+            created_by: None,
         }
     }
 
@@ -442,7 +445,13 @@ impl Image {
             .layers
             .iter()
             .enumerate()
-            .map(|(i, _)| json!({"created": self.created, "created_by": format!("/bin/sh -c #(nop) ADD layer {i} in / ")}))
+            .map(|(i, _)| {
+                let by = self
+                    .created_by
+                    .clone()
+                    .unwrap_or_else(|| format!("/bin/sh -c #(nop) ADD layer {i} in / "));
+                json!({"created": self.created, "created_by": by})
+            })
             .chain([json!({"created": self.created, "created_by": "/bin/sh -c #(nop)  CMD [\"sh\"]", "empty_layer": true})])
             .collect();
         serde_json::to_vec(&json!({
