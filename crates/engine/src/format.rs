@@ -48,14 +48,22 @@ impl Format {
                 .iter()
                 .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
                 .collect();
-            out.push_str(&self.template.execute(&Value::Object(header), Mode::Header)?);
+            out.push_str(
+                &self
+                    .template
+                    .execute(&Value::Object(header), Mode::Header)?,
+            );
             out.push('\n');
         }
         for r in rows {
             out.push_str(&self.template.execute(r, Mode::Strict)?);
             out.push('\n');
         }
-        Ok(if self.table { tabwriter(&out, 10, 3) } else { out })
+        Ok(if self.table {
+            tabwriter(&out, 10, 3)
+        } else {
+            out
+        })
     }
 
     /// Renders the template once per value of loosely-typed data (inspect):
@@ -66,7 +74,11 @@ impl Format {
             out.push_str(&self.template.execute(v, Mode::Loose)?);
             out.push('\n');
         }
-        Ok(if self.table { tabwriter(&out, 10, 3) } else { out })
+        Ok(if self.table {
+            tabwriter(&out, 10, 3)
+        } else {
+            out
+        })
     }
 }
 
@@ -77,7 +89,15 @@ pub fn tabwriter(text: &str, minwidth: usize, padding: usize) -> String {
     let lines: Vec<Vec<&str>> = text.split('\n').map(|l| l.split('\t').collect()).collect();
     let mut out = String::new();
     let mut widths = Vec::new();
-    format_block(&lines, 0, lines.len(), &mut widths, minwidth, padding, &mut out);
+    format_block(
+        &lines,
+        0,
+        lines.len(),
+        &mut widths,
+        minwidth,
+        padding,
+        &mut out,
+    );
     out
 }
 
@@ -273,7 +293,9 @@ fn lex(src: &str) -> Result<Vec<Tok>> {
                 toks.push(Tok::Str(b[i + 1..i + 1 + end].iter().collect()));
                 i += end + 2;
             }
-            c if c.is_ascii_digit() || (c == '-' && b.get(i + 1).is_some_and(|d| d.is_ascii_digit())) => {
+            c if c.is_ascii_digit()
+                || (c == '-' && b.get(i + 1).is_some_and(|d| d.is_ascii_digit())) =>
+            {
                 let s = i;
                 i += 1;
                 while i < b.len() && (b[i].is_ascii_digit() || b[i] == '.') {
@@ -297,7 +319,7 @@ struct Parser<'a> {
 }
 
 /// What ended a list of nodes.
-enum End {
+enum Stop {
     Eof,
     End,
     Else(Option<Pipe>),
@@ -309,9 +331,9 @@ impl Template {
         let mut p = Parser { src, pos: 0 };
         let (nodes, end) = p.list()?;
         match end {
-            End::Eof => Ok(Template { nodes }),
-            End::End => bail!("template: unexpected {{{{end}}}}"),
-            End::Else(_) => bail!("template: unexpected {{{{else}}}}"),
+            Stop::Eof => Ok(Template { nodes }),
+            Stop::End => bail!("template: unexpected {{{{end}}}}"),
+            Stop::Else(_) => bail!("template: unexpected {{{{else}}}}"),
         }
     }
 
@@ -325,7 +347,7 @@ impl Template {
 
 impl Parser<'_> {
     /// Parses nodes up to the end of input, `{{end}}` or `{{else}}`.
-    fn list(&mut self) -> Result<(Vec<Node>, End)> {
+    fn list(&mut self) -> Result<(Vec<Node>, Stop)> {
         let mut nodes = Vec::new();
         loop {
             let rest = &self.src[self.pos..];
@@ -334,7 +356,7 @@ impl Parser<'_> {
                     nodes.push(Node::Text(rest.to_string()));
                 }
                 self.pos = self.src.len();
-                return Ok((nodes, End::Eof));
+                return Ok((nodes, Stop::Eof));
             };
             let mut text = rest[..start].to_string();
             let mut inner_start = start + 2;
@@ -366,14 +388,14 @@ impl Parser<'_> {
             }
             let toks = lex(inner)?;
             match toks.first() {
-                Some(Tok::Ident(k)) if k == "end" => return Ok((nodes, End::End)),
+                Some(Tok::Ident(k)) if k == "end" => return Ok((nodes, Stop::End)),
                 Some(Tok::Ident(k)) if k == "else" => {
                     let cond = match toks.get(1) {
                         Some(Tok::Ident(k)) if k == "if" => Some(parse_pipe(&toks[2..])?),
                         None => None,
                         _ => bail!("template: only {{{{else}}}} and {{{{else if}}}} are supported"),
                     };
-                    return Ok((nodes, End::Else(cond)));
+                    return Ok((nodes, Stop::Else(cond)));
                 }
                 Some(Tok::Ident(k)) if k == "if" || k == "with" || k == "range" => {
                     let kw = k.clone();
@@ -382,7 +404,8 @@ impl Parser<'_> {
                     nodes.push(node);
                 }
                 Some(Tok::Ident(k))
-                    if ["define", "template", "block", "break", "continue", "nil"].contains(&k.as_str()) =>
+                    if ["define", "template", "block", "break", "continue", "nil"]
+                        .contains(&k.as_str()) =>
                 {
                     bail!("template: {{{{{k}}}}} is not supported by capsa's --format")
                 }
@@ -395,16 +418,16 @@ impl Parser<'_> {
     fn control(&mut self, kw: &str, pipe: Pipe) -> Result<Node> {
         let (body, end) = self.list()?;
         let else_nodes = match end {
-            End::Eof => bail!("template: unexpected EOF: {{{{{kw}}}}} without {{{{end}}}}"),
-            End::End => Vec::new(),
-            End::Else(None) => {
+            Stop::Eof => bail!("template: unexpected EOF: {{{{{kw}}}}} without {{{{end}}}}"),
+            Stop::End => Vec::new(),
+            Stop::Else(None) => {
                 let (e, end) = self.list()?;
-                if !matches!(end, End::End) {
+                if !matches!(end, Stop::End) {
                     bail!("template: expected {{{{end}}}} after {{{{else}}}}");
                 }
                 e
             }
-            End::Else(Some(cond)) => {
+            Stop::Else(Some(cond)) => {
                 if kw != "if" {
                     bail!("template: {{{{else if}}}} only follows {{{{if}}}}");
                 }
@@ -487,7 +510,13 @@ fn parse_pipe(toks: &[Tok]) -> Result<Pipe> {
 
 type Vars = Vec<(String, Value)>;
 
-fn exec_list(nodes: &[Node], dot: &Value, vars: &mut Vars, mode: Mode, out: &mut String) -> Result<()> {
+fn exec_list(
+    nodes: &[Node],
+    dot: &Value,
+    vars: &mut Vars,
+    mode: Mode,
+    out: &mut String,
+) -> Result<()> {
     for n in nodes {
         match n {
             Node::Text(t) => out.push_str(t),
@@ -528,7 +557,10 @@ fn exec_list(nodes: &[Node], dot: &Value, vars: &mut Vars, mode: Mode, out: &mut
                         .enumerate()
                         .map(|(i, x)| (Value::from(i), x.clone()))
                         .collect(),
-                    Value::Object(m) => m.iter().map(|(k, x)| (Value::from(k.clone()), x.clone())).collect(),
+                    Value::Object(m) => m
+                        .iter()
+                        .map(|(k, x)| (Value::from(k.clone()), x.clone()))
+                        .collect(),
                     Value::Null => Vec::new(),
                     other => bail!("template: range can't iterate over {}", go_print(other)),
                 };
@@ -570,7 +602,13 @@ fn eval_pipe(p: &Pipe, dot: &Value, vars: &mut Vars, mode: Mode) -> Result<Value
     Ok(v)
 }
 
-fn eval_cmd(cmd: &[Arg], dot: &Value, vars: &mut Vars, mode: Mode, piped: Option<Value>) -> Result<Value> {
+fn eval_cmd(
+    cmd: &[Arg],
+    dot: &Value,
+    vars: &mut Vars,
+    mode: Mode,
+    piped: Option<Value>,
+) -> Result<Value> {
     match &cmd[0] {
         Arg::Func(f) => {
             let mut args = Vec::new();
@@ -677,10 +715,7 @@ pub fn go_print(v: &Value) -> String {
         },
         Value::String(s) if s == NO_VALUE => "<no value>".into(),
         Value::String(s) => s.clone(),
-        Value::Array(a) => format!(
-            "[{}]",
-            a.iter().map(go_print).collect::<Vec<_>>().join(" ")
-        ),
+        Value::Array(a) => format!("[{}]", a.iter().map(go_print).collect::<Vec<_>>().join(" ")),
         Value::Object(m) => {
             let sorted: BTreeMap<_, _> = m.iter().collect();
             format!(
@@ -733,12 +768,18 @@ fn compare(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
 fn call(f: &str, args: Vec<Value>, mode: Mode) -> Result<Value> {
     let want = |n: usize| -> Result<()> {
         if args.len() != n {
-            bail!("template: wrong number of args for {f}: want {n} got {}", args.len());
+            bail!(
+                "template: wrong number of args for {f}: want {n} got {}",
+                args.len()
+            );
         }
         Ok(())
     };
     if mode == Mode::Header
-        && ["json", "join", "split", "lower", "upper", "title", "pad", "truncate"].contains(&f)
+        && [
+            "json", "join", "split", "lower", "upper", "title", "pad", "truncate",
+        ]
+        .contains(&f)
     {
         return Ok(args.into_iter().next().unwrap_or(Value::Null));
     }
@@ -790,8 +831,16 @@ fn call(f: &str, args: Vec<Value>, mode: Mode) -> Result<Value> {
         }
         "pad" => {
             want(3)?;
-            let (b, a) = (num(&args[1], f)?.max(0) as usize, num(&args[2], f)?.max(0) as usize);
-            Value::String(format!("{}{}{}", " ".repeat(b), as_str(&args[0]), " ".repeat(a)))
+            let (b, a) = (
+                num(&args[1], f)?.max(0) as usize,
+                num(&args[2], f)?.max(0) as usize,
+            );
+            Value::String(format!(
+                "{}{}{}",
+                " ".repeat(b),
+                as_str(&args[0]),
+                " ".repeat(a)
+            ))
         }
         "truncate" => {
             want(2)?;
@@ -834,9 +883,8 @@ fn call(f: &str, args: Vec<Value>, mode: Mode) -> Result<Value> {
             }
             use std::cmp::Ordering::*;
             let ord = |b: &Value| {
-                compare(&args[0], b).ok_or_else(|| {
-                    anyhow!("template: {f}: incompatible types for comparison")
-                })
+                compare(&args[0], b)
+                    .ok_or_else(|| anyhow!("template: {f}: incompatible types for comparison"))
             };
             let r = match f {
                 "eq" => args[1..]
@@ -905,14 +953,19 @@ fn printf(fmt: &str, args: &[Value]) -> Result<String> {
         match chars.next() {
             Some('%') => out.push('%'),
             Some(v @ ('s' | 'v' | 'd' | 'q')) => {
-                let a = it.next().ok_or_else(|| anyhow!("template: printf: missing argument"))?;
+                let a = it
+                    .next()
+                    .ok_or_else(|| anyhow!("template: printf: missing argument"))?;
                 match v {
                     'q' => write!(out, "{}", go_json(&Value::String(go_print(a))))?,
                     'd' => write!(out, "{}", num(a, "printf")?)?,
                     _ => out.push_str(&go_print(a)),
                 }
             }
-            other => bail!("template: printf verb %{} is not supported", other.unwrap_or(' ')),
+            other => bail!(
+                "template: printf verb %{} is not supported",
+                other.unwrap_or(' ')
+            ),
         }
     }
     Ok(out)
@@ -930,12 +983,24 @@ mod tests {
     #[test]
     fn fields_json_and_functions() {
         let v = json!({"Repository": "busybox", "Tag": "latest", "Labels": {"a": "b<"}, "List": ["x", "y"]});
-        assert_eq!(run("{{.Repository}}:{{.Tag}}", v.clone()), "busybox:latest\n");
+        assert_eq!(
+            run("{{.Repository}}:{{.Tag}}", v.clone()),
+            "busybox:latest\n"
+        );
         assert_eq!(run("{{json .Labels}}", v.clone()), "{\"a\":\"b\\u003c\"}\n");
         assert_eq!(run("{{.Labels.a}}", v.clone()), "b<\n");
-        assert_eq!(run("{{join .List \",\"}}|{{upper .Tag}}|{{.Tag | lower}}", v.clone()), "x,y|LATEST|latest\n");
+        assert_eq!(
+            run(
+                "{{join .List \",\"}}|{{upper .Tag}}|{{.Tag | lower}}",
+                v.clone()
+            ),
+            "x,y|LATEST|latest\n"
+        );
         assert_eq!(run("{{.List}} {{.Labels}}", v.clone()), "[x y] map[a:b<]\n");
-        assert_eq!(run("{{index .Labels \"a\"}} {{len .List}}", v.clone()), "b< 2\n");
+        assert_eq!(
+            run("{{index .Labels \"a\"}} {{len .List}}", v.clone()),
+            "b< 2\n"
+        );
         assert_eq!(run("{{printf \"%s-%d\" .Tag 3}}", v.clone()), "latest-3\n");
         assert_eq!(run("json", json!({"A": 1})), "{\"A\":1}\n");
     }
@@ -956,7 +1021,10 @@ mod tests {
             run("{{range $k, $v := .M}}{{$k}}={{$v}};{{end}}", v.clone()),
             "k=v;\n"
         );
-        assert_eq!(run("{{range .Empty}}x{{else}}none{{end}}", v.clone()), "none\n");
+        assert_eq!(
+            run("{{range .Empty}}x{{else}}none{{end}}", v.clone()),
+            "none\n"
+        );
         assert_eq!(run("{{with .M}}{{.k}}{{end}}", v.clone()), "v\n");
         assert_eq!(run("{{- .Tag -}}  ", v.clone()), "latest\n");
         assert_eq!(run("{{/* note */}}{{.Tag}}", v), "latest\n");
@@ -971,7 +1039,10 @@ mod tests {
         let f = Format::parse("{{.Nope}}").unwrap();
         assert!(f.render(&[json!({"A": 1})], &[]).is_err());
         assert_eq!(
-            Format::parse("{{.Nope.X}}").unwrap().render_loose(&[json!({})]).unwrap(),
+            Format::parse("{{.Nope.X}}")
+                .unwrap()
+                .render_loose(&[json!({})])
+                .unwrap(),
             "<no value>\n"
         );
     }
@@ -985,7 +1056,11 @@ mod tests {
                     json!({"Repository": "busybox", "Tag": "latest", "Size": "4.26MB"}),
                     json!({"Repository": "a-very-long-repository", "Tag": "1", "Size": "1kB"}),
                 ],
-                &[("Repository", "REPOSITORY"), ("Tag", "TAG"), ("Size", "SIZE")],
+                &[
+                    ("Repository", "REPOSITORY"),
+                    ("Tag", "TAG"),
+                    ("Size", "SIZE"),
+                ],
             )
             .unwrap();
         assert_eq!(

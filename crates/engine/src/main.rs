@@ -93,9 +93,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let root = cli.root.unwrap_or_else(capsa_images::store::default_root);
     let r = match cli.command {
-        Command::Images(a) | Command::Image { command: ImageCommand::Ls(a) } => {
-            commands::images::images(&root, a)
-        }
+        Command::Images(a)
+        | Command::Image {
+            command: ImageCommand::Ls(a),
+        } => commands::images::images(&root, a),
         Command::Image { command } => match command {
             ImageCommand::Ls(_) => unreachable!("handled above"),
             ImageCommand::Inspect(a) => commands::images::inspect(&root, a),

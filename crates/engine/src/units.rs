@@ -184,7 +184,10 @@ pub fn parse_go_duration(s: &str) -> Option<i64> {
             .count();
         let value: f64 = rest[..n].parse().ok()?;
         rest = &rest[n..];
-        let u = rest.bytes().take_while(|b| b.is_ascii_alphabetic() || *b == 0xc2 || *b == 0xb5).count();
+        let u = rest
+            .bytes()
+            .take_while(|b| b.is_ascii_alphabetic() || *b == 0xc2 || *b == 0xb5)
+            .count();
         let unit = &rest[..u];
         rest = &rest[u..];
         let scale = match unit {

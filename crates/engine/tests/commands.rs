@@ -53,7 +53,14 @@ fn images_lists_docker_columns() {
     let size_a = root.inspect("a:1")["Size"].as_i64().unwrap() as f64;
     let human = |s: f64| {
         let mb = s / 1e6;
-        format!("{}MB", format!("{mb:.3}").chars().take(4).collect::<String>().trim_end_matches('.'))
+        format!(
+            "{}MB",
+            format!("{mb:.3}")
+                .chars()
+                .take(4)
+                .collect::<String>()
+                .trim_end_matches('.')
+        )
     };
     let rows = [
         ("b", "1", short(&b), years_ago(OLD_UNIX + 365 * 86400)),
@@ -108,11 +115,24 @@ fn images_quiet_no_trunc_digests_and_all() {
     );
     assert_eq!(root.ok(&["images", "-a", "-q"]), root.ok(&["images", "-q"]));
     let out = root.ok(&["images", "--digests", "a"]);
-    let header: Vec<&str> = out.lines().next().unwrap().split("  ").filter(|s| !s.is_empty()).map(str::trim).collect();
-    assert_eq!(header, ["REPOSITORY", "TAG", "DIGEST", "IMAGE ID", "CREATED", "SIZE"]);
+    let header: Vec<&str> = out
+        .lines()
+        .next()
+        .unwrap()
+        .split("  ")
+        .filter(|s| !s.is_empty())
+        .map(str::trim)
+        .collect();
+    assert_eq!(
+        header,
+        ["REPOSITORY", "TAG", "DIGEST", "IMAGE ID", "CREATED", "SIZE"]
+    );
     assert!(out.lines().nth(1).unwrap().contains("<none>"));
     assert_eq!(root.ok(&["image", "ls", "-q"]), root.ok(&["images", "-q"]));
-    assert_eq!(root.ok(&["image", "list", "-q"]), root.ok(&["images", "-q"]));
+    assert_eq!(
+        root.ok(&["image", "list", "-q"]),
+        root.ok(&["images", "-q"])
+    );
 }
 
 #[test]
@@ -129,20 +149,36 @@ fn images_format_templates() {
     assert_eq!(
         keys,
         [
-            "Containers", "CreatedAt", "CreatedSince", "Digest", "ID", "Repository", "SharedSize",
-            "Size", "Tag", "UniqueSize", "VirtualSize"
+            "Containers",
+            "CreatedAt",
+            "CreatedSince",
+            "Digest",
+            "ID",
+            "Repository",
+            "SharedSize",
+            "Size",
+            "Tag",
+            "UniqueSize",
+            "VirtualSize"
         ]
     );
     assert_eq!(v["ID"], short(&a));
     assert_eq!(v["Digest"], "<none>");
-    assert!(out.contains("\\u003cnone\\u003e"), "Go escapes < and >: {out}");
+    assert!(
+        out.contains("\\u003cnone\\u003e"),
+        "Go escapes < and >: {out}"
+    );
     assert_eq!(root.ok(&["images", "--format", "json", "a"]), out);
     assert_eq!(
         root.ok(&["images", "--format", "table {{.ID}}\\t{{.Tag}}", "b"]),
         format!("IMAGE ID       TAG\n{0}   1\n{0}   2\n", short(&b))
     );
     assert_eq!(
-        root.ok(&["images", "--format", "{{if eq .Tag \"1\"}}{{upper .Repository}}{{end}}"]),
+        root.ok(&[
+            "images",
+            "--format",
+            "{{if eq .Tag \"1\"}}{{upper .Repository}}{{end}}"
+        ]),
         "B\n\nA\n"
     );
     let err = root.fails(&["images", "--format", "{{.Nope}}"]);
@@ -154,10 +190,10 @@ fn images_format_templates() {
 #[test]
 fn images_filters() {
     require_root!();
-    let (root, a, b) = setup();
+    let (root, a, _) = setup();
     let mut c = small("c", "2003-01-01T00:00:00Z", &[]);
     c.config["Labels"] = json!({"team": "x", "tier": "db"});
-    root.load(&docker_archive_legacy(&[c.clone()]));
+    root.load(&docker_archive_legacy(std::slice::from_ref(&c)));
     let q = |f: &[&str]| {
         let mut args = vec!["images", "--format", "{{.Repository}}:{{.Tag}}"];
         args.extend_from_slice(f);
@@ -169,27 +205,41 @@ fn images_filters() {
     assert_eq!(q(&["--filter", "reference=b*"]), "b:1\nb:2\n");
     assert_eq!(q(&["b:1"]), "b:1\n");
     assert_eq!(q(&["--filter", "label=team"]), "<none>:<none>\n");
-    assert_eq!(q(&["--filter", "label=tier=db", "--filter", "label=team=x"]), "<none>:<none>\n");
+    assert_eq!(
+        q(&["--filter", "label=tier=db", "--filter", "label=team=x"]),
+        "<none>:<none>\n"
+    );
     assert_eq!(q(&["--filter", "label=tier=web"]), "");
     assert_eq!(q(&["--filter", "before=b:1"]), "a:1\n");
-    assert_eq!(q(&["--filter", &format!("since={}", short(&a))]), "<none>:<none>\nb:1\nb:2\n");
+    assert_eq!(
+        q(&["--filter", &format!("since={}", short(&a))]),
+        "<none>:<none>\nb:1\nb:2\n"
+    );
     assert_eq!(q(&["--filter", "until=2001-06-01"]), "a:1\n");
-    assert_eq!(root.fails(&["images", "--filter", "colour=red"]), "Error: invalid filter 'colour'\n");
+    assert_eq!(
+        root.fails(&["images", "--filter", "colour=red"]),
+        "Error: invalid filter 'colour'\n"
+    );
     assert_eq!(
         root.fails(&["images", "--filter", "dangling"]),
         "Error: bad format of filter (expected name=value)\n"
     );
-    let _ = b;
 }
 
 #[test]
 fn tag_and_rmi_untag_then_delete_like_docker() {
     require_root!();
-    let (root, a, b) = setup();
+    let (root, a, _) = setup();
     // Tags.
     root.ok(&["tag", &short(&a), "localhost:5000/team/a:v1"]);
-    assert_eq!(root.inspect("a:1")["RepoTags"], json!(["a:1", "localhost:5000/team/a:v1"]));
-    assert_eq!(root.fails(&["tag", "nope", "x:1"]), "Error: No such image: nope:latest\n");
+    assert_eq!(
+        root.inspect("a:1")["RepoTags"],
+        json!(["a:1", "localhost:5000/team/a:v1"])
+    );
+    assert_eq!(
+        root.fails(&["tag", "nope", "x:1"]),
+        "Error: No such image: nope:latest\n"
+    );
     let err = root.fails(&["tag", "a:1", "Bad:Name"]);
     assert!(err.starts_with("Error: invalid reference format"), "{err}");
     // Untag while other tags remain.
@@ -213,14 +263,25 @@ fn tag_and_rmi_untag_then_delete_like_docker() {
     assert_eq!(lines.next(), Some(format!("Deleted: {top}").as_str()));
     assert_eq!(lines.next(), None);
     // A bare name means :latest, which b does not have.
-    assert_eq!(root.fails(&["rmi", "b"]), "Error: No such image: b:latest\n");
+    assert_eq!(
+        root.fails(&["rmi", "b"]),
+        "Error: No such image: b:latest\n"
+    );
     // The last tag: untag and delete, with its layers.
     let out = root.ok(&["rmi", "b:1"]);
     assert_eq!(out.lines().count(), 4, "untag, image, two layers: {out}");
     assert_eq!(root.ok(&["images", "-q"]), "");
     let store = root.path().join("store");
-    assert_eq!(std::fs::read_dir(store.join("snapshots")).unwrap().count(), 0);
-    assert_eq!(std::fs::read_dir(store.join("blobs/sha256")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(store.join("snapshots")).unwrap().count(),
+        0
+    );
+    assert_eq!(
+        std::fs::read_dir(store.join("blobs/sha256"))
+            .unwrap()
+            .count(),
+        0
+    );
     // Several names: errors reported, the others done, exit 1.
     let (root, a, _) = setup();
     let out = root.run(&["rmi", "nope", "a:1"]);
@@ -234,35 +295,81 @@ fn image_inspect_has_dockers_shape() {
     require_root!();
     let (root, a, _) = setup();
     let out = root.ok(&["image", "inspect", "a:1"]);
-    assert!(out.starts_with("[\n    {\n        \"Id\": "), "four-space indent: {out}");
+    assert!(
+        out.starts_with("[\n    {\n        \"Id\": "),
+        "four-space indent: {out}"
+    );
     let v: Value = serde_json::from_str(&out).unwrap();
     let img = &v[0];
-    let keys: Vec<&str> = img.as_object().unwrap().keys().map(String::as_str).collect();
+    let keys: Vec<&str> = img
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     // serde_json sorts keys when parsing; check presence and values.
     for k in [
-        "Id", "RepoTags", "RepoDigests", "Parent", "Comment", "Created", "DockerVersion", "Author",
-        "Config", "Architecture", "Os", "Size", "GraphDriver", "RootFS", "Metadata",
+        "Id",
+        "RepoTags",
+        "RepoDigests",
+        "Parent",
+        "Comment",
+        "Created",
+        "DockerVersion",
+        "Author",
+        "Config",
+        "Architecture",
+        "Os",
+        "Size",
+        "GraphDriver",
+        "RootFS",
+        "Metadata",
     ] {
         assert!(keys.contains(&k), "{k} missing");
     }
     assert_eq!(img["Id"], a.id());
     assert_eq!(img["RepoDigests"], json!([]));
     assert_eq!(img["Created"], OLD);
-    assert_eq!(img["Config"]["Env"][0], "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    assert_eq!(
+        img["Config"]["Env"][0],
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    );
     assert_eq!(img["Config"]["Entrypoint"], Value::Null);
     assert_eq!(img["Config"]["Tty"], false);
     assert_eq!(img["RootFS"]["Layers"].as_array().unwrap().len(), 2);
     // Field order as Docker writes it.
     let pos = |k: &str| out.find(&format!("\"{k}\":")).unwrap();
-    assert!(pos("Id") < pos("RepoTags") && pos("Config") < pos("Architecture") && pos("Size") < pos("RootFS"));
+    assert!(
+        pos("Id") < pos("RepoTags")
+            && pos("Config") < pos("Architecture")
+            && pos("Size") < pos("RootFS")
+    );
     // Templates.
-    assert_eq!(root.ok(&["image", "inspect", "-f", "{{.Id}}", "a:1"]), format!("{}\n", a.id()));
     assert_eq!(
-        root.ok(&["image", "inspect", "--format", "{{json .RootFS.Layers}}", "a:1"]),
-        format!("{}\n", serde_json::to_string(&img["RootFS"]["Layers"]).unwrap())
+        root.ok(&["image", "inspect", "-f", "{{.Id}}", "a:1"]),
+        format!("{}\n", a.id())
     );
     assert_eq!(
-        root.ok(&["image", "inspect", "-f", "{{.Config.Cmd}} {{.Os}} {{.Nope}}", "a:1"]),
+        root.ok(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{json .RootFS.Layers}}",
+            "a:1"
+        ]),
+        format!(
+            "{}\n",
+            serde_json::to_string(&img["RootFS"]["Layers"]).unwrap()
+        )
+    );
+    assert_eq!(
+        root.ok(&[
+            "image",
+            "inspect",
+            "-f",
+            "{{.Config.Cmd}} {{.Os}} {{.Nope}}",
+            "a:1"
+        ]),
         "[sh] linux <no value>\n"
     );
     // Missing images: what exists is printed, the error goes to stderr.
@@ -279,30 +386,62 @@ fn history_lists_layers_newest_first() {
     let out = root.ok(&["history", "a:1"]);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 4, "{out}");
-    let header: Vec<&str> = lines[0].split("  ").filter(|s| !s.is_empty()).map(str::trim).collect();
-    assert_eq!(header, ["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]);
+    let header: Vec<&str> = lines[0]
+        .split("  ")
+        .filter(|s| !s.is_empty())
+        .map(str::trim)
+        .collect();
+    assert_eq!(
+        header,
+        ["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]
+    );
     assert!(lines[1].starts_with(&short(&a)));
     assert!(lines[1].contains("/bin/sh -c #(nop)  CMD [\"sh\"]"));
     assert!(lines[1].contains(" 0B"));
     assert!(lines[2].starts_with("<missing>"));
     assert!(lines[3].contains("/bin/sh -c #(nop) ADD layer 0 in / "));
     let rows = root.ok(&[
-        "history", "--no-trunc", "--format", "{{.ID}}|{{.Size}}|{{.CreatedBy}}", "a:1",
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.ID}}|{{.Size}}|{{.CreatedBy}}",
+        "a:1",
     ]);
     let rows: Vec<&str> = rows.lines().collect();
-    assert_eq!(rows[0], format!("{}|0B|/bin/sh -c #(nop)  CMD [\"sh\"]", a.id()));
+    assert_eq!(
+        rows[0],
+        format!("{}|0B|/bin/sh -c #(nop)  CMD [\"sh\"]", a.id())
+    );
     assert_eq!(rows[1], "<missing>|1B|/bin/sh -c #(nop) ADD layer 1 in / ");
-    let raw = root.ok(&["history", "-H=false", "--format", "{{.Size}} {{.CreatedSince}}", "a:1"]);
+    let raw = root.ok(&[
+        "history",
+        "-H=false",
+        "--format",
+        "{{.Size}} {{.CreatedSince}}",
+        "a:1",
+    ]);
     assert_eq!(raw.lines().nth(1).unwrap(), "1 2001-01-01T00:00:00Z");
-    assert_eq!(root.ok(&["history", "-q", "a:1"]), format!("{}\n<missing>\n<missing>\n", short(&a)));
+    assert_eq!(
+        root.ok(&["history", "-q", "a:1"]),
+        format!("{}\n<missing>\n<missing>\n", short(&a))
+    );
     // Long CREATED BY is cut at 45 characters with an ellipsis.
     let mut long = small("long", OLD, &["long:1"]);
     long.created_by = Some("/bin/sh -c apt-get update && apt-get install -y something-long".into());
     let root2 = Root::new();
     root2.load(&docker_archive(&[long]));
     let out = root2.ok(&["history", "--format", "{{.CreatedBy}}", "long:1"]);
-    assert_eq!(out.lines().nth(1).unwrap(), "/bin/sh -c apt-get update && apt-get install…");
-    let out = root2.ok(&["history", "--no-trunc", "--format", "{{.CreatedBy}}", "long:1"]);
+    assert_eq!(
+        out.lines().nth(1).unwrap(),
+        "/bin/sh -c apt-get update && apt-get install…"
+    );
+    let out = root2.ok(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.CreatedBy}}",
+        "long:1",
+    ]);
     assert_eq!(
         out.lines().nth(1).unwrap(),
         "/bin/sh -c apt-get update && apt-get install -y something-long"
@@ -314,28 +453,53 @@ fn image_prune_dangling_and_all() {
     require_root!();
     let (root, a, b) = setup();
     let c = small("c", "2003-01-01T00:00:00Z", &[]);
-    root.load(&docker_archive_legacy(&[c.clone()]));
+    root.load(&docker_archive_legacy(std::slice::from_ref(&c)));
     let out = root.ok(&["image", "prune", "-f"]);
     let top = sha256(format!("{} {}", sha256(&c.layers[0]), sha256(&c.layers[1])).as_bytes());
     assert_eq!(
         out,
-        format!("Deleted Images:\ndeleted: {}\ndeleted: {top}\n\nTotal reclaimed space: 1B\n", c.id())
+        format!(
+            "Deleted Images:\ndeleted: {}\ndeleted: {top}\n\nTotal reclaimed space: 1B\n",
+            c.id()
+        )
     );
-    assert_eq!(root.ok(&["image", "prune", "-f"]), "Total reclaimed space: 0B\n");
+    assert_eq!(
+        root.ok(&["image", "prune", "-f"]),
+        "Total reclaimed space: 0B\n"
+    );
     // Declining the prompt does nothing.
     let out = root.run_stdin(&["image", "prune", "-a"], b"n\n");
     assert!(out.status.success());
-    assert!(stdout(&out).starts_with("WARNING! This will remove all images without at least one container associated to them."));
+    assert!(stdout(&out).starts_with(
+        "WARNING! This will remove all images without at least one container associated to them."
+    ));
     assert_eq!(root.ok(&["images", "-q"]).lines().count(), 3);
     // Filters.
     let out = root.ok(&["image", "prune", "-a", "-f", "--filter", "until=2001-06-01"]);
-    assert!(out.starts_with(&format!("Deleted Images:\nuntagged: a:1\ndeleted: {}\n", a.id())), "{out}");
+    assert!(
+        out.starts_with(&format!(
+            "Deleted Images:\nuntagged: a:1\ndeleted: {}\n",
+            a.id()
+        )),
+        "{out}"
+    );
     let out = root.run_stdin(&["image", "prune", "-a"], b"y\n");
-    assert!(stdout(&out).contains(&format!("untagged: b:1\nuntagged: b:2\ndeleted: {}\n", b.id())));
+    assert!(stdout(&out).contains(&format!(
+        "untagged: b:1\nuntagged: b:2\ndeleted: {}\n",
+        b.id()
+    )));
     assert!(stdout(&out).contains("Total reclaimed space: "));
     assert_eq!(root.ok(&["images", "-q"]), "");
-    assert_eq!(std::fs::read_dir(root.path().join("store/snapshots")).unwrap().count(), 0);
-    assert_eq!(root.fails(&["image", "prune", "-f", "--filter", "x=y"]), "Error: invalid filter 'x'\n");
+    assert_eq!(
+        std::fs::read_dir(root.path().join("store/snapshots"))
+            .unwrap()
+            .count(),
+        0
+    );
+    assert_eq!(
+        root.fails(&["image", "prune", "-f", "--filter", "x=y"]),
+        "Error: invalid filter 'x'\n"
+    );
 }
 
 #[test]
@@ -344,8 +508,17 @@ fn system_df_reports_images() {
     let (root, _, _) = setup();
     let out = root.ok(&["system", "df"]);
     let lines: Vec<&str> = out.lines().collect();
-    let cols = |l: &str| l.split("  ").filter(|s| !s.is_empty()).map(str::trim).map(String::from).collect::<Vec<_>>();
-    assert_eq!(cols(lines[0]), ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]);
+    let cols = |l: &str| {
+        l.split("  ")
+            .filter(|s| !s.is_empty())
+            .map(str::trim)
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        cols(lines[0]),
+        ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]
+    );
     let images = cols(lines[1]);
     assert_eq!(images[0], "Images");
     assert_eq!(images[1], "2");
@@ -393,12 +566,20 @@ fn import_makes_a_one_layer_image() {
         format!("Imported from {}\n", p.display())
     );
     // From stdin with a message, untagged, zstd.
-    let out = root.run_stdin(&["import", "-m", "my rootfs", "-"], &compress(&rootfs, Comp::Zstd));
+    let out = root.run_stdin(
+        &["import", "-m", "my rootfs", "-"],
+        &compress(&rootfs, Comp::Zstd),
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let id2 = stdout(&out).trim().to_string();
     assert_eq!(root.inspect(&id2)["Comment"], "my rootfs");
     // The same layer is unpacked once.
-    assert_eq!(std::fs::read_dir(root.path().join("store/snapshots")).unwrap().count(), 1);
+    assert_eq!(
+        std::fs::read_dir(root.path().join("store/snapshots"))
+            .unwrap()
+            .count(),
+        1
+    );
     // Bad input is refused before anything is read.
     let err = root.fails(&["import", "-c", "FROM scratch", p.to_str().unwrap()]);
     assert!(err.contains("FROM is not a valid change command"), "{err}");

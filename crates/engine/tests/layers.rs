@@ -58,7 +58,11 @@ fn every_entry_kind_and_its_metadata() {
     assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (1000, 1000, 0o640));
     assert_eq!(m.mtime(), 1_600_000_000);
     assert_eq!(meta("data").mode() & 0o7777, 0o750);
-    assert_eq!(meta("data").mtime(), 1_600_000_000, "directory mtimes are set last");
+    assert_eq!(
+        meta("data").mtime(),
+        1_600_000_000,
+        "directory mtimes are set last"
+    );
     assert_eq!(meta("tmp").mode() & 0o7777, 0o1777);
     assert_eq!(meta("data/setuid").mode() & 0o7777, 0o4755);
     assert_eq!(meta("data/hardlink").ino(), m.ino());
@@ -79,10 +83,20 @@ fn every_entry_kind_and_its_metadata() {
     assert!(lp.file_type().is_block_device());
     assert_eq!(lp.rdev(), nix::sys::stat::makedev(7, 9));
     assert!(meta("data/fifo").file_type().is_fifo());
-    assert_eq!(get_xattr(&fs.join("data/cap"), "security.capability").as_deref(), Some(&caps[..]));
-    assert_eq!(get_xattr(&fs.join("data/cap"), "user.note").as_deref(), Some(&b"hello"[..]));
     assert_eq!(
-        std::fs::metadata(fs.join("bin/busybox")).unwrap().permissions().mode() & 0o777,
+        get_xattr(&fs.join("data/cap"), "security.capability").as_deref(),
+        Some(&caps[..])
+    );
+    assert_eq!(
+        get_xattr(&fs.join("data/cap"), "user.note").as_deref(),
+        Some(&b"hello"[..])
+    );
+    assert_eq!(
+        std::fs::metadata(fs.join("bin/busybox"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
         0o755
     );
     // The image size counts file contents once per inode.
@@ -120,7 +134,10 @@ fn whiteouts_and_opaque_dirs_in_overlay_form() {
     assert!(is_whiteout(&fs.join("data/a")));
     assert!(!fs.join("data/.wh.a").exists());
     assert!(!fs.join(".wh.gone.txt").exists());
-    assert_eq!(get_xattr(&fs.join("opq"), "trusted.overlay.opaque").as_deref(), Some(&b"y"[..]));
+    assert_eq!(
+        get_xattr(&fs.join("opq"), "trusted.overlay.opaque").as_deref(),
+        Some(&b"y"[..])
+    );
     assert!(!fs.join("opq/.wh..wh..opq").exists());
     assert_eq!(std::fs::read(fs.join("opq/z")).unwrap(), b"z");
     assert!(get_xattr(&fs.join("data"), "trusted.overlay.opaque").is_none());
@@ -137,17 +154,32 @@ fn refused(hostile: Vec<u8>, expect: &str, outside: &[&Path]) {
     assert!(err.starts_with("Error: "), "{err}");
     assert!(err.contains(expect), "expected {expect:?} in {err:?}");
     for o in outside {
-        assert!(!o.exists(), "{} was written outside the snapshot", o.display());
+        assert!(
+            !o.exists(),
+            "{} was written outside the snapshot",
+            o.display()
+        );
     }
     let store = root.path().join("store");
-    assert_eq!(std::fs::read_dir(store.join("snapshots")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(store.join("snapshots")).unwrap().count(),
+        0
+    );
     assert_eq!(std::fs::read_dir(store.join("tmp")).unwrap().count(), 0);
-    assert_eq!(std::fs::read_dir(store.join("blobs/sha256")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(store.join("blobs/sha256"))
+            .unwrap()
+            .count(),
+        0
+    );
     assert_eq!(root.ok(&["images", "-q"]), "");
 }
 
 fn outside_dir() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("capsa-outside-").tempdir().unwrap()
+    tempfile::Builder::new()
+        .prefix("capsa-outside-")
+        .tempdir()
+        .unwrap()
 }
 
 #[test]
@@ -158,20 +190,26 @@ fn hostile_paths_are_refused() {
     let t = target.to_str().unwrap();
     // Absolute path.
     refused(
-        Layer::new().raw(t.as_bytes(), tar::EntryType::Regular, None, b"x").tar(),
+        Layer::new()
+            .raw(t.as_bytes(), tar::EntryType::Regular, None, b"x")
+            .tar(),
         "absolute path refused",
         &[&target],
     );
     // ../ escapes, at the start and in the middle.
     let up = format!("../../../../../../../..{t}");
     refused(
-        Layer::new().raw(up.as_bytes(), tar::EntryType::Regular, None, b"x").tar(),
+        Layer::new()
+            .raw(up.as_bytes(), tar::EntryType::Regular, None, b"x")
+            .tar(),
         "'..' refused",
         &[&target],
     );
     let mid = format!("a/../../../../../../../..{t}");
     refused(
-        Layer::new().raw(mid.as_bytes(), tar::EntryType::Regular, None, b"x").tar(),
+        Layer::new()
+            .raw(mid.as_bytes(), tar::EntryType::Regular, None, b"x")
+            .tar(),
         "'..' refused",
         &[&target],
     );
@@ -216,7 +254,12 @@ fn writing_through_links_of_earlier_entries_is_refused() {
     std::fs::write(&victim, b"original").unwrap();
     refused(
         Layer::new()
-            .raw(b"hl", tar::EntryType::Link, Some(victim.to_str().unwrap().as_bytes()), b"")
+            .raw(
+                b"hl",
+                tar::EntryType::Link,
+                Some(victim.to_str().unwrap().as_bytes()),
+                b"",
+            )
             .file("hl", 0o644, b"overwritten")
             .tar(),
         "outside the layer",
@@ -264,11 +307,7 @@ fn replacing_an_entry_never_writes_through_it() {
 fn tar_bombs_are_refused_before_filling_the_disk() {
     require_root!();
     // A header claiming a terabyte.
-    refused(
-        Layer::lying_file("big", 1 << 40, b"tiny"),
-        "tar bomb",
-        &[],
-    );
+    refused(Layer::lying_file("big", 1 << 40, b"tiny"), "tar bomb", &[]);
     // A small gzip that expands beyond the free space of a 32 MB store.
     let root = Root::new();
     let store = root.path().join("store");
@@ -293,7 +332,10 @@ fn tar_bombs_are_refused_before_filling_the_disk() {
     let err = root.fails(&["load", "-i", p.to_str().unwrap()]);
     assert!(err.contains("tar bomb"), "{err}");
     assert_eq!(std::fs::read_dir(store.join("tmp")).unwrap().count(), 0);
-    assert_eq!(std::fs::read_dir(store.join("snapshots")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(store.join("snapshots")).unwrap().count(),
+        0
+    );
 }
 
 #[test]
@@ -328,7 +370,10 @@ fn diff_id_mismatch_is_refused() {
     assert!(err.contains("diff_id"), "{err}");
     assert_eq!(root.ok(&["images", "-q"]), "");
     let store = root.path().join("store");
-    assert_eq!(std::fs::read_dir(store.join("snapshots")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(store.join("snapshots")).unwrap().count(),
+        0
+    );
 }
 
 #[test]
@@ -337,7 +382,7 @@ fn blob_digest_mismatch_is_refused_and_nothing_kept() {
     let root = Root::new();
     let img = Image::new(vec![busybox_layer().tar()], &["bad:1"]);
     // Rename the layer blob to a wrong digest inside the archive.
-    let good = docker_archive(&[img.clone()]);
+    let good = docker_archive(std::slice::from_ref(&img));
     let mut a = tar::Archive::new(&good[..]);
     let mut out = tar::Builder::new(Vec::new());
     let layer_hex = hex(&sha256(&compress(&img.layers[0], Comp::Gzip))).to_string();
@@ -360,6 +405,11 @@ fn blob_digest_mismatch_is_refused_and_nothing_kept() {
     let err = root.fails(&["load", "-i", p.to_str().unwrap()]);
     assert!(err.contains("digest mismatch"), "{err}");
     let store = root.path().join("store");
-    assert_eq!(std::fs::read_dir(store.join("blobs/sha256")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(store.join("blobs/sha256"))
+            .unwrap()
+            .count(),
+        0
+    );
     assert_eq!(std::fs::read_dir(store.join("tmp")).unwrap().count(), 0);
 }

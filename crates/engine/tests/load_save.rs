@@ -30,9 +30,18 @@ fn check_loaded(root: &Root, img: &Image, tag: &str) {
     // Each layer is a snapshot keyed by chain ID.
     let store = root.path().join("store");
     let first = hex(&layers[0]).to_string();
-    assert!(store.join("snapshots").join(&first).join("fs/bin/busybox").is_file());
+    assert!(
+        store
+            .join("snapshots")
+            .join(&first)
+            .join("fs/bin/busybox")
+            .is_file()
+    );
     let chain2 = sha256(format!("{} {}", layers[0], layers[1]).as_bytes());
-    let motd = store.join("snapshots").join(hex(&chain2)).join("fs/etc/motd");
+    let motd = store
+        .join("snapshots")
+        .join(hex(&chain2))
+        .join("fs/etc/motd");
     assert_eq!(std::fs::read(motd).unwrap(), b"hello from layer 2\n");
     // Nothing left in tmp.
     assert_eq!(std::fs::read_dir(store.join("tmp")).unwrap().count(), 0);
@@ -97,14 +106,22 @@ fn shared_layers_are_unpacked_once() {
     b.comp = Comp::Gzip;
     let out = root.load(&docker_archive_legacy(&[a.clone(), b.clone()]));
     assert_eq!(out, "Loaded image: a:1\nLoaded image: b:1\n");
-    let snaps = std::fs::read_dir(root.path().join("store/snapshots")).unwrap().count();
+    let snaps = std::fs::read_dir(root.path().join("store/snapshots"))
+        .unwrap()
+        .count();
     assert_eq!(snaps, 3, "the shared base layer has one snapshot");
     // Removing one image keeps the shared layer for the other.
     let out = root.ok(&["rmi", "a:1"]);
     assert!(out.starts_with("Untagged: a:1\nDeleted: sha256:"), "{out}");
-    let snaps = std::fs::read_dir(root.path().join("store/snapshots")).unwrap().count();
+    let snaps = std::fs::read_dir(root.path().join("store/snapshots"))
+        .unwrap()
+        .count();
     assert_eq!(snaps, 2);
-    let fs = root.path().join("store/snapshots").join(hex(&sha256(&a.layers[0]))).join("fs");
+    let fs = root
+        .path()
+        .join("store/snapshots")
+        .join(hex(&sha256(&a.layers[0])))
+        .join("fs");
     assert!(fs.join("bin/busybox").is_file());
 }
 
@@ -170,7 +187,13 @@ fn save_writes_docker_and_oci_layouts_and_round_trips() {
     root.load(&docker_archive_legacy(std::slice::from_ref(&img)));
     root.ok(&["tag", "busybox", "example.com/team/app:v2"]);
     let out_path = root.scratch("saved.tar");
-    root.ok(&["save", "-o", out_path.to_str().unwrap(), "busybox:latest", "example.com/team/app:v2"]);
+    root.ok(&[
+        "save",
+        "-o",
+        out_path.to_str().unwrap(),
+        "busybox:latest",
+        "example.com/team/app:v2",
+    ]);
     let saved = std::fs::read(&out_path).unwrap();
     let entries = tar_entries(&saved);
     let get = |n: &str| {
@@ -185,7 +208,10 @@ fn save_writes_docker_and_oci_layouts_and_round_trips() {
     assert_eq!(manifest.as_array().unwrap().len(), 1);
     let m = &manifest[0];
     assert_eq!(m["Config"], format!("blobs/sha256/{}", hex(&img.id())));
-    assert_eq!(m["RepoTags"], serde_json::json!(["busybox:latest", "example.com/team/app:v2"]));
+    assert_eq!(
+        m["RepoTags"],
+        serde_json::json!(["busybox:latest", "example.com/team/app:v2"])
+    );
     assert_eq!(m["Layers"].as_array().unwrap().len(), 2);
     // Every blob is where its digest says, and matches it.
     for (p, d) in &entries {
@@ -202,9 +228,19 @@ fn save_writes_docker_and_oci_layouts_and_round_trips() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|d| d["annotations"]["io.containerd.image.name"].as_str().unwrap())
+        .map(|d| {
+            d["annotations"]["io.containerd.image.name"]
+                .as_str()
+                .unwrap()
+        })
         .collect();
-    assert_eq!(names, ["docker.io/library/busybox:latest", "example.com/team/app:v2"]);
+    assert_eq!(
+        names,
+        [
+            "docker.io/library/busybox:latest",
+            "example.com/team/app:v2"
+        ]
+    );
     let repos: Value = serde_json::from_slice(&get("repositories")).unwrap();
     assert!(repos["busybox"]["latest"].is_string());
 
@@ -228,7 +264,12 @@ fn save_writes_docker_and_oci_layouts_and_round_trips() {
 fn save_to_a_terminal_or_of_a_missing_image_fails() {
     require_root!();
     let root = Root::new();
-    let err = root.fails(&["save", "-o", root.scratch("x.tar").to_str().unwrap(), "nope"]);
+    let err = root.fails(&[
+        "save",
+        "-o",
+        root.scratch("x.tar").to_str().unwrap(),
+        "nope",
+    ]);
     assert_eq!(err, "Error: No such image: nope:latest\n");
     assert!(!root.scratch("x.tar").exists());
 }
@@ -236,7 +277,11 @@ fn save_to_a_terminal_or_of_a_missing_image_fails() {
 #[test]
 fn saved_archive_is_readable_by_skopeo() {
     require_root!();
-    if std::process::Command::new("skopeo").arg("--version").output().is_err() {
+    if std::process::Command::new("skopeo")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         eprintln!("SKIPPED: skopeo is not installed (apt-get install skopeo)");
         return;
     }
@@ -247,7 +292,11 @@ fn saved_archive_is_readable_by_skopeo() {
     root.ok(&["save", "-o", saved.to_str().unwrap(), "busybox"]);
     // skopeo reads it as a docker-archive (manifest.json) ...
     let out = std::process::Command::new("skopeo")
-        .args(["inspect", "--config", &format!("docker-archive:{}", saved.display())])
+        .args([
+            "inspect",
+            "--config",
+            &format!("docker-archive:{}", saved.display()),
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));

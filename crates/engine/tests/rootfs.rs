@@ -71,12 +71,19 @@ fn overlay_rootfs_shows_the_image_and_keeps_writes_in_its_upper_layer() {
         let m = &r.merged;
         assert!(!m.join("gone.txt").exists(), "{method:?}");
         assert_eq!(names(&m.join("data")), ["b", "c"]);
-        assert_eq!(names(&m.join("opq")), ["z"], "opaque directory hides the lower x");
+        assert_eq!(
+            names(&m.join("opq")),
+            ["z"],
+            "opaque directory hides the lower x"
+        );
         assert_eq!(chroot_sh(m, "cat /etc/motd; id -un"), "welcome\nroot\n");
         chroot_sh(m, "echo written > /new; rm /data/b");
         assert_eq!(std::fs::read(r.upper.join("new")).unwrap(), b"written\n");
         // The snapshots are untouched.
-        let base = root.path().join("store/snapshots").join(hex(&sha256(&layered_image().layers[0])));
+        let base = root
+            .path()
+            .join("store/snapshots")
+            .join(hex(&sha256(&layered_image().layers[0])));
         assert!(base.join("fs/data/b").exists());
         assert!(!base.join("fs/new").exists());
         assert_eq!(root.mounts().len(), 1);
@@ -119,10 +126,18 @@ fn images_with_more_layers_than_one_option_string_holds() {
         })
         .sum();
     assert!(lower_len > 4096, "{lower_len}");
-    for (id, method) in [("tall-new", MountMethod::NewApi), ("tall-legacy", MountMethod::Legacy)] {
+    for (id, method) in [
+        ("tall-new", MountMethod::NewApi),
+        ("tall-legacy", MountMethod::Legacy),
+    ] {
         let r = s.create_rootfs(id, "tall:1", method).unwrap();
-        assert_eq!(std::fs::read(r.merged.join("top")).unwrap(), format!("{}", n - 1).as_bytes());
-        assert!(r.merged.join("layer-1").exists() && r.merged.join(format!("layer-{}", n - 1)).exists());
+        assert_eq!(
+            std::fs::read(r.merged.join("top")).unwrap(),
+            format!("{}", n - 1).as_bytes()
+        );
+        assert!(
+            r.merged.join("layer-1").exists() && r.merged.join(format!("layer-{}", n - 1)).exists()
+        );
         assert_eq!(chroot_sh(&r.merged, "echo hi"), "hi\n");
     }
     s.remove_rootfs("tall-new").unwrap();
@@ -137,27 +152,56 @@ fn rootfs_keeps_its_layers_when_the_image_is_removed() {
     let img = layered_image();
     root.load(&docker_archive(std::slice::from_ref(&img)));
     let s = store(&root);
-    let r = s.create_rootfs("user1", "layered:1", MountMethod::Auto).unwrap();
+    let r = s
+        .create_rootfs("user1", "layered:1", MountMethod::Auto)
+        .unwrap();
     // In use: rmi refuses unless forced, by tag and by id.
     let err = root.fails(&["rmi", "layered:1"]);
-    assert!(err.contains("container user1 is using its referenced image"), "{err}");
+    assert!(
+        err.contains("container user1 is using its referenced image"),
+        "{err}"
+    );
     let err = root.fails(&["rmi", &hex(&img.id())[..12]]);
-    assert!(err.contains("image is being used by stopped container user1"), "{err}");
+    assert!(
+        err.contains("image is being used by stopped container user1"),
+        "{err}"
+    );
     // A prune leaves it too.
     root.ok(&["image", "prune", "-a", "-f"]);
-    assert!(root.ok(&["images", "-q"]).starts_with(&hex(&img.id())[..12]));
+    assert!(
+        root.ok(&["images", "-q"])
+            .starts_with(&hex(&img.id())[..12])
+    );
     let out = root.ok(&["rmi", "-f", "layered:1"]);
     assert!(out.contains(&format!("Deleted: {}", img.id())), "{out}");
     assert_eq!(root.ok(&["images", "-q"]), "");
     // The mounted rootfs still works; its snapshots are kept.
     assert_eq!(chroot_sh(&r.merged, "cat /etc/motd"), "welcome\n");
-    assert_eq!(std::fs::read_dir(root.path().join("store/snapshots")).unwrap().count(), 2);
+    assert_eq!(
+        std::fs::read_dir(root.path().join("store/snapshots"))
+            .unwrap()
+            .count(),
+        2
+    );
     s.remove_rootfs("user1").unwrap();
     // Now nothing holds them: the next prune collects them.
     let out = root.ok(&["image", "prune", "-f"]);
-    assert!(out.starts_with("Deleted Images:\ndeleted: sha256:"), "{out}");
-    assert_eq!(std::fs::read_dir(root.path().join("store/snapshots")).unwrap().count(), 0);
-    assert_eq!(std::fs::read_dir(root.path().join("store/blobs/sha256")).unwrap().count(), 0);
+    assert!(
+        out.starts_with("Deleted Images:\ndeleted: sha256:"),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read_dir(root.path().join("store/snapshots"))
+            .unwrap()
+            .count(),
+        0
+    );
+    assert_eq!(
+        std::fs::read_dir(root.path().join("store/blobs/sha256"))
+            .unwrap()
+            .count(),
+        0
+    );
 }
 
 #[test]
@@ -176,10 +220,12 @@ fn image_config_becomes_a_runtime_config() {
         "Labels": {"org.example.team": "capsa"},
         "StopSignal": "SIGQUIT",
     });
-    root.load(&docker_archive(&[img.clone()]));
+    root.load(&docker_archive(std::slice::from_ref(&img)));
     let s = store(&root);
     let r = s.create_rootfs("cfg", "cfg:1", MountMethod::Auto).unwrap();
-    let bytes = s.read_blob(&Digest::parse(&img.id()).unwrap(), 1 << 20).unwrap();
+    let bytes = s
+        .read_blob(&Digest::parse(&img.id()).unwrap(), 1 << 20)
+        .unwrap();
     let config: oci_spec::image::ImageConfiguration = serde_json::from_slice(&bytes).unwrap();
     let rc = runtime_config(&config, &r.merged).unwrap();
     let p = rc.spec.process().as_ref().unwrap();
@@ -197,13 +243,24 @@ fn image_config_becomes_a_runtime_config() {
     assert_eq!(rc.labels["org.example.team"], "capsa");
     let ann = rc.spec.annotations().as_ref().unwrap();
     assert_eq!(ann["org.opencontainers.image.stopSignal"], "SIGQUIT");
-    assert_eq!(ann["org.opencontainers.image.exposedPorts"], "53/udp,80/tcp");
+    assert_eq!(
+        ann["org.opencontainers.image.exposedPorts"],
+        "53/udp,80/tcp"
+    );
     assert_eq!(ann["org.example.team"], "capsa");
     assert_eq!(rc.spec.root().as_ref().unwrap().path(), &r.merged);
     // /etc/passwd as a symlink leaving the rootfs resolves inside it.
     std::fs::remove_file(r.merged.join("etc/passwd")).unwrap();
-    std::os::unix::fs::symlink("/../../../../etc/passwd-in-image", r.merged.join("etc/passwd")).unwrap();
-    std::fs::write(r.merged.join("etc/passwd-in-image"), "user:x:4321:4321::/u:/bin/sh\n").unwrap();
+    std::os::unix::fs::symlink(
+        "/../../../../etc/passwd-in-image",
+        r.merged.join("etc/passwd"),
+    )
+    .unwrap();
+    std::fs::write(
+        r.merged.join("etc/passwd-in-image"),
+        "user:x:4321:4321::/u:/bin/sh\n",
+    )
+    .unwrap();
     let rc = runtime_config(&config, &r.merged).unwrap();
     assert_eq!(rc.spec.process().as_ref().unwrap().user().uid(), 4321);
     // Unknown users are refused.

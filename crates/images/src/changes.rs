@@ -100,7 +100,11 @@ pub fn apply(config: &mut Map<String, Value>, changes: &[String]) -> Result<()> 
                 if rest.split_whitespace().count() != 1 {
                     return Err(bad(change, format!("{instr} takes exactly one argument")));
                 }
-                let key = if instr == "USER" { "User" } else { "StopSignal" };
+                let key = if instr == "USER" {
+                    "User"
+                } else {
+                    "StopSignal"
+                };
                 config.insert(key.into(), json!(rest));
             }
             "ONBUILD" => {
@@ -241,7 +245,10 @@ mod tests {
 
     fn run(changes: &[&str]) -> Result<Value> {
         let mut m = Map::new();
-        apply(&mut m, &changes.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
+        apply(
+            &mut m,
+            &changes.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        )?;
         Ok(Value::Object(m))
     }
 

@@ -167,7 +167,9 @@ impl Db {
     /// The image a tag (normalised reference) points to.
     pub fn tag(&self, name: &str) -> Result<Option<String>> {
         self.conn
-            .query_row("SELECT image FROM tags WHERE name = ?1", [name], |r| r.get(0))
+            .query_row("SELECT image FROM tags WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
             .optional()
             .map_err(|e| self.err(e))
     }

@@ -51,7 +51,10 @@ pub fn import(store: &Store, src: impl Read, opts: &ImportOptions) -> Result<Com
     drop(file);
     let diff = pass.diff?;
     if diff.diff_size == 0 {
-        return Err(Error::Archive(format!("{}: empty input (no tar)", opts.source)));
+        return Err(Error::Archive(format!(
+            "{}: empty input (no tar)",
+            opts.source
+        )));
     }
 
     let (secs, nanos) = crate::time::now();

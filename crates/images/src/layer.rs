@@ -165,7 +165,10 @@ pub fn apply<R: Read>(
     dest: &Path,
     limits: Limits,
 ) -> Result<Pass> {
-    let hashed = HashingReader::new(Tee { inner: src, copy: tee });
+    let hashed = HashingReader::new(Tee {
+        inner: src,
+        copy: tee,
+    });
     let mut buffered = BufReader::with_capacity(CHUNK, hashed);
     let head = buffered
         .fill_buf()

@@ -57,8 +57,13 @@ struct Staged {
     paths: HashMap<String, Digest>,
     /// Symlinks of the archive (older `docker save` links shared layers).
     links: HashMap<String, String>,
+    /// Bytes of `docs`, bounded by [`MAX_DOCS_IN_MEMORY`].
+    doc_bytes: u64,
     counter: u64,
 }
+
+/// Most bytes of small files kept in memory; more go to the workspace.
+const MAX_DOCS_IN_MEMORY: u64 = 256 << 20;
 
 /// One `manifest.json` entry of `docker save`.
 #[derive(Deserialize)]
@@ -86,7 +91,9 @@ pub fn load(store: &Store, input: impl Read) -> Result<Vec<Committed>> {
     let _lock = store.lock_shared()?;
     let ws = store.workspace()?;
     let mut input = BufReader::with_capacity(1 << 20, input);
-    let head = input.fill_buf().map_err(|e| Error::io("read", "archive", e))?;
+    let head = input
+        .fill_buf()
+        .map_err(|e| Error::io("read", "archive", e))?;
     if head.is_empty() {
         return Err(Error::Archive("empty input (no archive was given)".into()));
     }
@@ -215,7 +222,10 @@ fn stage_file<R: Read>(
                 size: pass.blob_size,
             },
         );
-    } else if named.is_some() || entry_size > MAX_DOCUMENT {
+    } else if named.is_some()
+        || entry_size > MAX_DOCUMENT
+        || staged.doc_bytes + entry_size > MAX_DOCS_IN_MEMORY
+    {
         let (tmp, digest, size) = store.receive_blob(ws, &mut src, named.as_ref())?;
         staged.paths.insert(path.to_string(), digest.clone());
         staged.blobs.insert(
@@ -231,6 +241,7 @@ fn stage_file<R: Read>(
         let mut data = Vec::new();
         src.read_to_end(&mut data)
             .map_err(|e| Error::Archive(format!("{path}: reading: {e}")))?;
+        staged.doc_bytes += data.len() as u64;
         staged.docs.insert(path.to_string(), data);
     }
     Ok(())
@@ -267,7 +278,9 @@ impl Staged {
         }
         match self.paths.get(&path) {
             Some(d) => self.read_blob(store, d),
-            None => Err(Error::Archive(format!("{path} is missing from the archive"))),
+            None => Err(Error::Archive(format!(
+                "{path} is missing from the archive"
+            ))),
         }
     }
 
@@ -286,7 +299,9 @@ impl Staged {
                 Ok(data)
             }
             None if store.has_blob(d) => store.read_blob(d, MAX_DOCUMENT),
-            None => Err(Error::Archive(format!("blob {d} is missing from the archive"))),
+            None => Err(Error::Archive(format!(
+                "blob {d} is missing from the archive"
+            ))),
         }
     }
 
@@ -296,10 +311,15 @@ impl Staged {
         if let Some(d) = self.paths.get(&p) {
             return Ok(d.clone());
         }
-        if let Some(d) = p.strip_prefix("blobs/sha256/").and_then(|h| Digest::from_hex(h).ok()) {
+        if let Some(d) = p
+            .strip_prefix("blobs/sha256/")
+            .and_then(|h| Digest::from_hex(h).ok())
+        {
             return Ok(d);
         }
-        Err(Error::Archive(format!("layer {path} is missing from the archive")))
+        Err(Error::Archive(format!(
+            "layer {path} is missing from the archive"
+        )))
     }
 }
 
@@ -370,7 +390,8 @@ fn plan(store: &Store, staged: &Staged) -> Result<Vec<Plan>> {
         ));
     }
     Err(Error::Archive(
-        "neither manifest.json nor index.json found: not a docker save or OCI layout archive".into(),
+        "neither manifest.json nor index.json found: not a docker save or OCI layout archive"
+            .into(),
     ))
 }
 
@@ -408,7 +429,16 @@ fn collect_oci(
             });
         }
         if e.is_index {
-            collect_oci(store, staged, &bytes, d.digest.as_str(), false, &all_names, out, depth + 1)?;
+            collect_oci(
+                store,
+                staged,
+                &bytes,
+                d.digest.as_str(),
+                false,
+                &all_names,
+                out,
+                depth + 1,
+            )?;
             continue;
         }
         if multi {
@@ -479,7 +509,9 @@ fn commit_plan(store: &Store, ws: &Workspace, staged: &mut Staged, p: Plan) -> R
             return Err(Error::Archive(format!("layer blob {} is missing", l.blob)));
         }
         let size = if size == 0 {
-            fs::metadata(store.blob_path(&l.blob)).map(|m| m.len()).unwrap_or(0)
+            fs::metadata(store.blob_path(&l.blob))
+                .map(|m| m.len())
+                .unwrap_or(0)
         } else {
             size
         };
@@ -491,7 +523,11 @@ fn commit_plan(store: &Store, ws: &Workspace, staged: &mut Staged, p: Plan) -> R
                 Compression::detect(&head[..n])?
             }
         };
-        layer_descs.push(manifest::layer_descriptor(l.blob.clone(), size, compression));
+        layer_descs.push(manifest::layer_descriptor(
+            l.blob.clone(),
+            size,
+            compression,
+        ));
     }
     let (manifest_digest, manifest_bytes) = match p.manifest {
         Some(m) => m,

@@ -175,17 +175,26 @@ pub fn parse_index(data: &[u8], what: &str) -> Result<Vec<IndexEntry>> {
                 .and_then(Value::as_str)
                 .map(str::to_string)
         };
-        let names = ["io.containerd.image.name", "org.opencontainers.image.ref.name"]
-            .iter()
-            .filter_map(|k| ann(k))
-            .collect();
+        let names = [
+            "io.containerd.image.name",
+            "org.opencontainers.image.ref.name",
+        ]
+        .iter()
+        .filter_map(|k| ann(k))
+        .collect();
         let platform = m.get("platform").map(|p| {
-            let s = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+            let s = |k: &str| {
+                p.get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string()
+            };
             (s("os"), s("architecture"))
         });
         let is_index = d.media_type == OCI_INDEX || d.media_type == DOCKER_MANIFEST_LIST;
         out.push(IndexEntry {
-            attestation: ann("vnd.docker.reference.type").as_deref() == Some("attestation-manifest"),
+            attestation: ann("vnd.docker.reference.type").as_deref()
+                == Some("attestation-manifest"),
             is_index,
             descriptor: d,
             names,

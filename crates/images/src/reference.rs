@@ -288,8 +288,14 @@ mod tests {
     #[test]
     fn normalises_like_docker() {
         assert_eq!(full("busybox"), "docker.io/library/busybox:latest");
-        assert_eq!(full("library/busybox:1.36"), "docker.io/library/busybox:1.36");
-        assert_eq!(full("index.docker.io/user/app"), "docker.io/user/app:latest");
+        assert_eq!(
+            full("library/busybox:1.36"),
+            "docker.io/library/busybox:1.36"
+        );
+        assert_eq!(
+            full("index.docker.io/user/app"),
+            "docker.io/user/app:latest"
+        );
         assert_eq!(full("localhost/app"), "localhost/app:latest");
         assert_eq!(full("localhost:5000/a/b:v1"), "localhost:5000/a/b:v1");
         assert_eq!(full("quay.io/x/y"), "quay.io/x/y:latest");

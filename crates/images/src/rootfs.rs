@@ -106,7 +106,9 @@ impl Store {
             )
             .map_err(e)?;
         if inserted == 0 {
-            return Err(Error::Conflict(format!("a rootfs named {id} already exists")));
+            return Err(Error::Conflict(format!(
+                "a rootfs named {id} already exists"
+            )));
         }
         for l in &layers {
             tx.execute(
@@ -235,8 +237,13 @@ fn mount_new_api(dir: &Path, lowers: &[PathBuf]) -> Result<()> {
         sys::fsconfig_set_string(fsfd.as_fd(), key, &cpath(&p)?)
             .map_err(|e| Error::sys("fsconfig", format!("{key:?}={}", p.display()), e))?;
     }
-    sys::fsconfig_create(fsfd.as_fd())
-        .map_err(|e| Error::sys("fsconfig create", format!("overlay on {}", dir.display()), e))?;
+    sys::fsconfig_create(fsfd.as_fd()).map_err(|e| {
+        Error::sys(
+            "fsconfig create",
+            format!("overlay on {}", dir.display()),
+            e,
+        )
+    })?;
     let mnt = sys::fsmount(fsfd.as_fd()).map_err(|e| Error::sys("fsmount", "overlay", e))?;
     let target = dir.join("merged");
     sys::move_mount(mnt.as_fd(), &cpath(&target)?)

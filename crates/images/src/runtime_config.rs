@@ -90,12 +90,8 @@ pub fn runtime_config(config: &ImageConfiguration, rootfs: &Path) -> Result<Runt
         .clone()
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "SIGTERM".into());
-    let labels: BTreeMap<String, String> = c
-        .labels()
-        .clone()
-        .unwrap_or_default()
-        .into_iter()
-        .collect();
+    let labels: BTreeMap<String, String> =
+        c.labels().clone().unwrap_or_default().into_iter().collect();
 
     let mut spec = Spec::default();
     let mut process = spec.process().clone().unwrap_or_else(Process::default);
@@ -147,7 +143,13 @@ fn read_in_root(rootfs: &Path, rel: &str) -> Result<Option<String>> {
     ) {
         Ok(fd) => fd,
         Err(nix::errno::Errno::ENOENT) => return Ok(None),
-        Err(e) => return Err(Error::sys("openat2", format!("{}/{rel}", rootfs.display()), e)),
+        Err(e) => {
+            return Err(Error::sys(
+                "openat2",
+                format!("{}/{rel}", rootfs.display()),
+                e,
+            ));
+        }
     };
     let mut s = String::new();
     std::fs::File::from(fd)
@@ -190,11 +192,17 @@ fn resolve_user_in(passwd: &str, group: &str, spec: &str) -> Result<ResolvedUser
     });
     let (uid, mut gid, home, name) = match (entry, numeric) {
         (Some(f), _) => (
-            f[2].parse::<u32>()
-                .map_err(|_| Error::image("config", format!("bad uid in /etc/passwd for {}", f[0])))?,
-            f[3].parse::<u32>()
-                .map_err(|_| Error::image("config", format!("bad gid in /etc/passwd for {}", f[0])))?,
-            f.get(5).copied().filter(|h| !h.is_empty()).unwrap_or("/").to_string(),
+            f[2].parse::<u32>().map_err(|_| {
+                Error::image("config", format!("bad uid in /etc/passwd for {}", f[0]))
+            })?,
+            f[3].parse::<u32>().map_err(|_| {
+                Error::image("config", format!("bad gid in /etc/passwd for {}", f[0]))
+            })?,
+            f.get(5)
+                .copied()
+                .filter(|h| !h.is_empty())
+                .unwrap_or("/")
+                .to_string(),
             Some(f[0]),
         ),
         (None, Some(n)) => (n, 0, "/".to_string(), None),

@@ -63,7 +63,10 @@ fn select(store: &Store, names: &[String]) -> Result<Vec<Selected>> {
                 .collect();
             if !tagged.is_empty() {
                 for (tag, id) in tagged {
-                    let img = store.db().image(&id)?.ok_or_else(|| Error::NoSuchImage(tag.clone()))?;
+                    let img = store
+                        .db()
+                        .image(&id)?
+                        .ok_or_else(|| Error::NoSuchImage(tag.clone()))?;
                     add(img.id, img.manifest, Some(Reference::parse(&tag)?))?;
                 }
                 continue;
@@ -104,8 +107,10 @@ pub fn save(store: &Store, names: &[String], out: impl Write) -> Result<()> {
     let selected = select(store, names)?;
     let mut tar = tar::Builder::new(out);
     let werr = |e: std::io::Error| Error::io("write", "archive", e);
-    tar.append(&dir_header("blobs/"), std::io::empty()).map_err(werr)?;
-    tar.append(&dir_header("blobs/sha256/"), std::io::empty()).map_err(werr)?;
+    tar.append(&dir_header("blobs/"), std::io::empty())
+        .map_err(werr)?;
+    tar.append(&dir_header("blobs/sha256/"), std::io::empty())
+        .map_err(werr)?;
     let mut written: std::collections::HashSet<Digest> = Default::default();
     let mut index = Vec::new();
     let mut docker_manifest = Vec::new();
@@ -149,10 +154,10 @@ pub fn save(store: &Store, names: &[String], out: impl Write) -> Result<()> {
                 ],
             ));
             if let Some(top) = m.layers.last() {
-                repositories
-                    .entry(t.familiar_name())
-                    .or_default()
-                    .insert(t.tag().unwrap_or_default().to_string(), top.digest.hex().to_string());
+                repositories.entry(t.familiar_name()).or_default().insert(
+                    t.tag().unwrap_or_default().to_string(),
+                    top.digest.hex().to_string(),
+                );
             }
         }
         let tags: Vec<String> = s.tags.iter().map(Reference::familiar).collect();

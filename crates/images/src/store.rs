@@ -135,6 +135,9 @@ pub struct Committed {
     pub tags: Vec<(Reference, Option<String>)>,
 }
 
+/// Bytes of an image's layers shared with other images, and its own.
+pub type SharedUnique = (u64, u64);
+
 static WORKSPACES: AtomicU64 = AtomicU64::new(0);
 
 impl Store {
@@ -183,7 +186,11 @@ impl Store {
         match Flock::lock(f, arg) {
             Ok(l) => Ok(Some(StoreLock { _lock: l })),
             Err((_, Errno::EWOULDBLOCK)) => Ok(None),
-            Err((_, e)) => Err(Error::sys("flock", self.root.join("lock").display().to_string(), e)),
+            Err((_, e)) => Err(Error::sys(
+                "flock",
+                self.root.join("lock").display().to_string(),
+                e,
+            )),
         }
     }
 
@@ -345,12 +352,7 @@ impl Store {
         let dst = self.snapshot_dir(chain_id);
         match fs::rename(tmp, &dst) {
             Ok(()) => Ok(()),
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::ENOTEMPTY) | Some(libc::EEXIST)
-                ) =>
-            {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTEMPTY) | Some(libc::EEXIST)) => {
                 let _ = fs::remove_dir_all(tmp);
                 Ok(())
             }
@@ -415,7 +417,9 @@ impl Store {
         for t in &img.tags {
             let name = t.to_string();
             let old: Option<String> = tx
-                .query_row("SELECT image FROM tags WHERE name = ?1", [&name], |r| r.get(0))
+                .query_row("SELECT image FROM tags WHERE name = ?1", [&name], |r| {
+                    r.get(0)
+                })
                 .ok();
             tx.execute(
                 "INSERT OR REPLACE INTO tags (name, image, tagged_unix) VALUES (?1, ?2, ?3)",
@@ -443,7 +447,10 @@ impl Store {
         let no_such = || Error::NoSuchImage(name.to_string());
         let hex = name.strip_prefix("sha256:").unwrap_or(name);
         if crate::digest::is_sha256_hex(hex) {
-            let img = self.db.image(&format!("sha256:{hex}"))?.ok_or_else(no_such)?;
+            let img = self
+                .db
+                .image(&format!("sha256:{hex}"))?
+                .ok_or_else(no_such)?;
             return Ok((img, None));
         }
         let parsed = Reference::parse(name).map(Reference::with_default_tag);
@@ -522,7 +529,11 @@ impl Store {
         let digests = self.db.repo_digests_of(&img.id)?;
         let users = self.db.rootfs_of_image(&img.id)?;
         let mut out = Vec::new();
-        let fam = |n: &str| Reference::parse(n).map(|r| r.familiar()).unwrap_or(n.to_string());
+        let fam = |n: &str| {
+            Reference::parse(n)
+                .map(|r| r.familiar())
+                .unwrap_or(n.to_string())
+        };
         let tx = self.db.write()?;
         let e = |e| self.db.err(e);
         if let Some(r) = via {
@@ -534,7 +545,11 @@ impl Store {
                     name, users[0]
                 )));
             }
-            let table = if r.digest().is_some() { "repo_digests" } else { "tags" };
+            let table = if r.digest().is_some() {
+                "repo_digests"
+            } else {
+                "tags"
+            };
             tx.execute(&format!("DELETE FROM {table} WHERE name = ?1"), [&full])
                 .map_err(e)?;
             out.push(Removed::Untagged(fam(&full)));
@@ -563,7 +578,8 @@ impl Store {
                 out.push(Removed::Untagged(fam(t)));
             }
         }
-        tx.execute("DELETE FROM images WHERE id = ?1", [&img.id]).map_err(e)?;
+        tx.execute("DELETE FROM images WHERE id = ?1", [&img.id])
+            .map_err(e)?;
         tx.commit().map_err(e)?;
         out.push(Removed::Deleted(img.id.clone()));
         let collected = self.collect_garbage()?;
@@ -579,7 +595,11 @@ impl Store {
         tx.execute("DELETE FROM images WHERE id = ?1", [id])
             .map_err(|e| self.db.err(e))?;
         tx.commit().map_err(|e| self.db.err(e))?;
-        let mut out: Vec<Removed> = tags.into_iter().chain(digests).map(Removed::Untagged).collect();
+        let mut out: Vec<Removed> = tags
+            .into_iter()
+            .chain(digests)
+            .map(Removed::Untagged)
+            .collect();
         out.push(Removed::Deleted(id.to_string()));
         Ok(out)
     }
@@ -645,7 +665,7 @@ impl Store {
 
     /// Layer sharing across images: for each image id, (shared bytes,
     /// unique bytes), and the total bytes of distinct layers.
-    pub fn layer_sharing(&self) -> Result<(HashMap<String, (u64, u64)>, u64)> {
+    pub fn layer_sharing(&self) -> Result<(HashMap<String, SharedUnique>, u64)> {
         let rows: Vec<(String, String, i64)> = self.db.rows(
             "SELECT il.image, l.chain_id, l.size FROM image_layers il JOIN layers l ON l.chain_id = il.chain_id",
             [],
@@ -657,7 +677,7 @@ impl Store {
             users.entry(chain).or_default().insert(img);
             sizes.insert(chain, *size as u64);
         }
-        let mut per: HashMap<String, (u64, u64)> = HashMap::new();
+        let mut per: HashMap<String, SharedUnique> = HashMap::new();
         let mut seen: HashSet<(&str, &str)> = HashSet::new();
         for (img, chain, size) in &rows {
             if !seen.insert((img, chain)) {

@@ -73,7 +73,15 @@ pub fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let mp = (5 * doy + 2) / 153;
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+    (
+        if m <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        m,
+        d,
+    )
 }
 
 /// An RFC 3339 UTC time with nanoseconds, as Go's `time.RFC3339Nano` writes
@@ -118,7 +126,10 @@ mod tests {
         assert_eq!(parse_rfc3339("2023-05-19T00:34:17+02:00"), Some(1684449257));
         assert_eq!(parse_rfc3339("2023-05-18"), None);
         assert_eq!(parse_rfc3339("2023-13-18T22:34:17Z"), None);
-        assert_eq!(format_rfc3339(1684449257, 437425239), "2023-05-18T22:34:17.437425239Z");
+        assert_eq!(
+            format_rfc3339(1684449257, 437425239),
+            "2023-05-18T22:34:17.437425239Z"
+        );
         assert_eq!(format_rfc3339(0, 500_000_000), "1970-01-01T00:00:00.5Z");
         assert_eq!(civil_from_days(19495), (2023, 5, 18));
     }

@@ -26,7 +26,7 @@ use nix::sys::stat::{
     mknodat, utimensat,
 };
 use nix::sys::time::TimeSpec;
-use nix::unistd::{Gid, Uid, fchown, fchownat, linkat, symlinkat, unlinkat, UnlinkatFlags};
+use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, fchownat, linkat, symlinkat, unlinkat};
 
 use crate::error::{Error, Result};
 use crate::sys;
@@ -241,7 +241,10 @@ impl Unpacker<'_> {
             if !kind.is_dir() {
                 return Err(self.err(&name, "the layer root must be a directory"));
             }
-            let fd = self.root.try_clone().map_err(|err| Error::io("dup", &name, err))?;
+            let fd = self
+                .root
+                .try_clone()
+                .map_err(|err| Error::io("dup", &name, err))?;
             self.set_meta_fd(&fd, &name, &meta)?;
             self.dir_times.push((PathBuf::new(), meta.mtime));
             return Ok(());
@@ -264,8 +267,14 @@ impl Unpacker<'_> {
                 }
                 let target = cstr(self.layer, &name, target.as_bytes())?;
                 self.remove_existing(&dir, &target, &name, false)?;
-                mknodat(&dir, target.as_c_str(), SFlag::S_IFCHR, Mode::empty(), makedev(0, 0))
-                    .map_err(|err| self.err(&name, format!("mknod whiteout: {err}")))?;
+                mknodat(
+                    &dir,
+                    target.as_c_str(),
+                    SFlag::S_IFCHR,
+                    Mode::empty(),
+                    makedev(0, 0),
+                )
+                .map_err(|err| self.err(&name, format!("mknod whiteout: {err}")))?;
             }
             return self.skip_data(e, in_data, &name);
         }
@@ -279,10 +288,20 @@ impl Unpacker<'_> {
                 | OFlag::O_WRONLY
                 | OFlag::O_NOFOLLOW
                 | OFlag::O_CLOEXEC;
-            let fd = match openat(&dir, leaf.as_c_str(), flags, Mode::from_bits_truncate(0o600)) {
+            let fd = match openat(
+                &dir,
+                leaf.as_c_str(),
+                flags,
+                Mode::from_bits_truncate(0o600),
+            ) {
                 Err(Errno::EEXIST) => {
                     self.remove_existing(&dir, &leaf, &name, false)?;
-                    openat(&dir, leaf.as_c_str(), flags, Mode::from_bits_truncate(0o600))
+                    openat(
+                        &dir,
+                        leaf.as_c_str(),
+                        flags,
+                        Mode::from_bits_truncate(0o600),
+                    )
                 }
                 r => r,
             }
@@ -359,7 +378,13 @@ impl Unpacker<'_> {
                 return self.skip_data(e, in_data, &name);
             }
             let make = || {
-                linkat(&tdir, tleaf.as_c_str(), &dir, leaf.as_c_str(), AtFlags::empty())
+                linkat(
+                    &tdir,
+                    tleaf.as_c_str(),
+                    &dir,
+                    leaf.as_c_str(),
+                    AtFlags::empty(),
+                )
             };
             match make() {
                 Err(Errno::EEXIST) => {
@@ -431,7 +456,10 @@ impl Unpacker<'_> {
         }
         let budget = self.limits.max_bytes.saturating_sub(self.done.size);
         if e.size() > budget {
-            return Err(self.err(name, format!("entry data of {} bytes exceeds the free space", e.size())));
+            return Err(self.err(
+                name,
+                format!("entry data of {} bytes exceeds the free space", e.size()),
+            ));
         }
         in_data.set(true);
         let r = io::copy(e, &mut io::sink());
@@ -458,7 +486,8 @@ impl Unpacker<'_> {
 
     fn meta<R: Read>(&self, e: &mut tar::Entry<'_, R>, name: &str) -> Result<Meta> {
         let h = e.header();
-        let bad = |what: &str, err: io::Error| self.err(name, format!("bad {what} in header: {err}"));
+        let bad =
+            |what: &str, err: io::Error| self.err(name, format!("bad {what} in header: {err}"));
         let mut meta = Meta {
             uid: h.uid().map_err(|err| bad("uid", err))?,
             gid: h.gid().map_err(|err| bad("gid", err))?,
@@ -601,10 +630,7 @@ impl Unpacker<'_> {
                         );
                     }
                     Ok(st) if st.st_mode & libc::S_IFMT != libc::S_IFDIR => {
-                        return self.err(
-                            name,
-                            format!("{} is not a directory", prefix.display()),
-                        );
+                        return self.err(name, format!("{} is not a directory", prefix.display()));
                     }
                     _ => {}
                 }
@@ -624,7 +650,10 @@ impl Unpacker<'_> {
             Ok(fd) => fd,
             Err(_) => {
                 // Create missing directories one by one.
-                let mut fd = self.root.try_clone().map_err(|err| Error::io("dup", name, err))?;
+                let mut fd = self
+                    .root
+                    .try_clone()
+                    .map_err(|err| Error::io("dup", name, err))?;
                 for c in comps {
                     let c = cstr(self.layer, name, c)?;
                     match mkdirat(&fd, c.as_c_str(), Mode::from_bits_truncate(0o755)) {
@@ -683,7 +712,9 @@ impl Unpacker<'_> {
         for (path, t) in times {
             let name = path.display().to_string();
             let fd = if path.as_os_str().is_empty() {
-                self.root.try_clone().map_err(|err| Error::io("dup", &name, err))?
+                self.root
+                    .try_clone()
+                    .map_err(|err| Error::io("dup", &name, err))?
             } else {
                 match open_dir_beneath(&self.root, &path) {
                     Ok(fd) => fd,
@@ -726,7 +757,8 @@ pub fn get_xattr(path: &Path, name: &str) -> Result<Option<Vec<u8>>> {
     let p = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| Error::Other(format!("NUL byte in {}", path.display())))?;
     let n = CString::new(name).map_err(|_| Error::Other(format!("NUL byte in {name:?}")))?;
-    sys::lgetxattr(&p, &n).map_err(|e| Error::sys("lgetxattr", format!("{} {name}", path.display()), e))
+    sys::lgetxattr(&p, &n)
+        .map_err(|e| Error::sys("lgetxattr", format!("{} {name}", path.display()), e))
 }
 
 /// Parses a PAX time, `SECONDS[.FRACTION]`.

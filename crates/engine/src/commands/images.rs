@@ -167,7 +167,11 @@ fn config_json(store: &Store, id: &str) -> Result<Value> {
 
 fn short_id(id: &str, trunc: bool) -> String {
     if trunc {
-        id.strip_prefix("sha256:").unwrap_or(id).chars().take(12).collect()
+        id.strip_prefix("sha256:")
+            .unwrap_or(id)
+            .chars()
+            .take(12)
+            .collect()
     } else {
         id.to_string()
     }
@@ -249,9 +253,7 @@ fn list_images(store: &Store) -> Result<Vec<Listed>> {
         });
     }
     // Newest first, as the Docker API returns them.
-    out.sort_by(|a, b| {
-        (b.row.created_unix, &b.row.id).cmp(&(a.row.created_unix, &a.row.id))
-    });
+    out.sort_by(|a, b| (b.row.created_unix, &b.row.id).cmp(&(a.row.created_unix, &a.row.id)));
     Ok(out)
 }
 
@@ -284,8 +286,16 @@ pub fn images(root: &Path, a: ImagesArgs) -> Result<ExitCode> {
             _ => {}
         }
     }
-    let refs: Vec<&String> = filters.iter().filter(|(k, _)| k == "reference").map(|(_, v)| v).collect();
-    let labels: Vec<&String> = filters.iter().filter(|(k, _)| k == "label").map(|(_, v)| v).collect();
+    let refs: Vec<&String> = filters
+        .iter()
+        .filter(|(k, _)| k == "reference")
+        .map(|(_, v)| v)
+        .collect();
+    let labels: Vec<&String> = filters
+        .iter()
+        .filter(|(k, _)| k == "label")
+        .map(|(_, v)| v)
+        .collect();
     let mut keep = Vec::new();
     for mut l in listed.drain(..) {
         let mut ok = true;
@@ -346,11 +356,19 @@ pub fn images(root: &Path, a: ImagesArgs) -> Result<ExitCode> {
         }
         let mut by_repo: BTreeMap<String, (Vec<String>, Vec<String>)> = BTreeMap::new();
         for t in &l.tags {
-            by_repo.entry(t.familiar_name()).or_default().0.push(t.tag().unwrap_or(NONE).to_string());
+            by_repo
+                .entry(t.familiar_name())
+                .or_default()
+                .0
+                .push(t.tag().unwrap_or(NONE).to_string());
         }
         for d in &l.digests {
             if let Some(dg) = d.digest() {
-                by_repo.entry(d.familiar_name()).or_default().1.push(dg.to_string());
+                by_repo
+                    .entry(d.familiar_name())
+                    .or_default()
+                    .1
+                    .push(dg.to_string());
             }
         }
         for (repo, (tags, digests)) in by_repo {
@@ -378,7 +396,8 @@ pub fn images(root: &Path, a: ImagesArgs) -> Result<ExitCode> {
     let fmt = match a.format.as_deref() {
         None | Some("") | Some("table") if a.quiet => "{{.ID}}".to_string(),
         None | Some("") | Some("table") if a.digests => {
-            "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}".into()
+            "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+                .into()
         }
         None | Some("") | Some("table") => {
             "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}".into()
@@ -467,7 +486,12 @@ struct InspectImage {
 fn inspect_doc(store: &Store, row: &ImageRow) -> Result<InspectImage> {
     let cfg = config_json(store, &row.id)?;
     let c = cfg.get("config").cloned().unwrap_or(Value::Null);
-    let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    let s = |v: &Value, k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
     let b = |k: &str| c.get(k).and_then(Value::as_bool).unwrap_or(false);
     let raw = |k: &str| c.get(k).cloned().unwrap_or(Value::Null);
     let opt = |k: &str| c.get(k).filter(|v| !v.is_null()).cloned();
@@ -535,9 +559,15 @@ fn inspect_doc(store: &Store, row: &ImageRow) -> Result<InspectImage> {
             shell: opt("Shell"),
         },
         architecture: s(&cfg, "architecture"),
-        variant: cfg.get("variant").and_then(Value::as_str).map(str::to_string),
+        variant: cfg
+            .get("variant")
+            .and_then(Value::as_str)
+            .map(str::to_string),
         os: s(&cfg, "os"),
-        os_version: cfg.get("os.version").and_then(Value::as_str).map(str::to_string),
+        os_version: cfg
+            .get("os.version")
+            .and_then(Value::as_str)
+            .map(str::to_string),
         size: row.size,
         graph_driver: json!({
             "Data": {"LowerDir": lower.join(":")},
@@ -574,7 +604,11 @@ pub fn inspect(root: &Path, a: InspectArgs) -> Result<ExitCode> {
     let mut docs = Vec::new();
     let mut errors = Vec::new();
     for name in &a.images {
-        match store.resolve(name).map_err(anyhow::Error::from).and_then(|r| inspect_doc(&store, &r)) {
+        match store
+            .resolve(name)
+            .map_err(anyhow::Error::from)
+            .and_then(|r| inspect_doc(&store, &r))
+        {
             Ok(d) => docs.push(d),
             Err(e) => errors.push(e),
         }
@@ -614,7 +648,10 @@ pub fn history(root: &Path, a: HistoryArgs) -> Result<ExitCode> {
     let mut sizes = layers.iter().map(|l| l.size);
     let mut rows = Vec::new();
     for h in &entries {
-        let empty = h.get("empty_layer").and_then(Value::as_bool).unwrap_or(false);
+        let empty = h
+            .get("empty_layer")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         let size = if empty { 0 } else { sizes.next().unwrap_or(0) };
         let created = h
             .get("created")
@@ -719,16 +756,28 @@ pub fn save(root: &Path, a: SaveArgs) -> Result<ExitCode> {
         }
         Some(path) => {
             // Written beside the target, then renamed: never a half archive.
-            let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
             let name = path
                 .file_name()
                 .ok_or_else(|| anyhow!("invalid output path {}", path.display()))?;
-            let tmp = dir.join(format!(".{}.capsa-{}", name.to_string_lossy(), std::process::id()));
+            let tmp = dir.join(format!(
+                ".{}.capsa-{}",
+                name.to_string_lossy(),
+                std::process::id()
+            ));
             let r = (|| -> Result<()> {
                 let f = File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
-                capsa_images::save::save(&store, &a.images, io::BufWriter::with_capacity(1 << 20, &f))?;
+                capsa_images::save::save(
+                    &store,
+                    &a.images,
+                    io::BufWriter::with_capacity(1 << 20, &f),
+                )?;
                 f.sync_all()?;
-                std::fs::rename(&tmp, path).with_context(|| format!("rename to {}", path.display()))?;
+                std::fs::rename(&tmp, path)
+                    .with_context(|| format!("rename to {}", path.display()))?;
                 Ok(())
             })();
             if r.is_err() {
@@ -807,7 +856,11 @@ pub fn rmi(root: &Path, a: RmiArgs) -> Result<ExitCode> {
             }
         }
     }
-    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// `capsa image prune`.

@@ -27,7 +27,10 @@ pub fn print_error(e: &anyhow::Error) {
 }
 
 /// Parses `--filter key=value` flags into pairs; `allowed` keys only.
-pub fn parse_filters(filters: &[String], allowed: &[&str]) -> anyhow::Result<Vec<(String, String)>> {
+pub fn parse_filters(
+    filters: &[String],
+    allowed: &[&str],
+) -> anyhow::Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     for f in filters {
         let Some((k, v)) = f.split_once('=') else {

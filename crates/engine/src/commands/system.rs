@@ -21,10 +21,9 @@ pub struct DfArgs {
 }
 
 fn reclaimable(total: u64, reclaim: u64) -> String {
-    if total > 0 {
-        format!("{} ({}%)", units::human_size(reclaim as f64), reclaim * 100 / total)
-    } else {
-        units::human_size(reclaim as f64)
+    match (reclaim * 100).checked_div(total) {
+        Some(pct) => format!("{} ({pct}%)", units::human_size(reclaim as f64)),
+        None => units::human_size(reclaim as f64),
     }
 }
 
@@ -96,7 +95,10 @@ pub fn df(root: &Path, a: DfArgs) -> Result<ExitCode> {
 /// Whether `path` is a mount point (its device differs from its parent's).
 fn is_mounted(path: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
-    match (std::fs::metadata(path), path.parent().map(std::fs::metadata)) {
+    match (
+        std::fs::metadata(path),
+        path.parent().map(std::fs::metadata),
+    ) {
         (Ok(m), Some(Ok(p))) => m.dev() != p.dev(),
         _ => false,
     }

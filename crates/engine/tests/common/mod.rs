@@ -110,7 +110,9 @@ impl Root {
     /// Runs capsa with `input` on stdin.
     pub fn run_stdin(&self, args: &[&str], input: &[u8]) -> Output {
         let mut c = self.cmd(args);
-        c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        c.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = c.spawn().unwrap();
         let mut stdin = child.stdin.take().unwrap();
         let data = input.to_vec();
@@ -245,7 +247,13 @@ impl Layer {
     }
 
     /// A regular file with extended attributes (PAX SCHILY.xattr records).
-    pub fn file_xattrs(mut self, path: &str, mode: u32, data: &[u8], xattrs: &[(&str, &[u8])]) -> Self {
+    pub fn file_xattrs(
+        mut self,
+        path: &str,
+        mode: u32,
+        data: &[u8],
+        xattrs: &[(&str, &[u8])],
+    ) -> Self {
         let records: Vec<(String, &[u8])> = xattrs
             .iter()
             .map(|(k, v)| (format!("SCHILY.xattr.{k}"), *v))
@@ -274,7 +282,14 @@ impl Layer {
     }
 
     /// A device node or fifo.
-    pub fn node(mut self, path: &str, kind: tar::EntryType, mode: u32, major: u32, minor: u32) -> Self {
+    pub fn node(
+        mut self,
+        path: &str,
+        kind: tar::EntryType,
+        mode: u32,
+        major: u32,
+        minor: u32,
+    ) -> Self {
         let mut h = header(kind, mode);
         h.set_device_major(major).unwrap();
         h.set_device_minor(minor).unwrap();
@@ -300,7 +315,13 @@ impl Layer {
 
     /// An entry whose raw name is written as is (hostile names the tar
     /// crate's path helpers would refuse).
-    pub fn raw(mut self, name: &[u8], kind: tar::EntryType, link: Option<&[u8]>, data: &[u8]) -> Self {
+    pub fn raw(
+        mut self,
+        name: &[u8],
+        kind: tar::EntryType,
+        link: Option<&[u8]>,
+        data: &[u8],
+    ) -> Self {
         let mut h = header(kind, 0o644);
         h.set_size(data.len() as u64);
         {
@@ -632,7 +653,8 @@ pub fn oci_archive(images: &[Image]) -> Vec<u8> {
         let mut d = json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": sha256(&m), "size": m.len(),
             "platform": {"os": "linux", "architecture": "amd64"}});
         if let Some(t) = img.tags.first() {
-            d["annotations"] = json!({"org.opencontainers.image.ref.name": format!("docker.io/library/{t}")});
+            d["annotations"] =
+                json!({"org.opencontainers.image.ref.name": format!("docker.io/library/{t}")});
         }
         index.push(d);
     }
