@@ -40,6 +40,14 @@ fn setup() -> (Root, Image, Image) {
     (root, a, b)
 }
 
+/// The cells of a table line (separated by two spaces or more).
+fn columns(line: &str) -> Vec<String> {
+    line.split("  ")
+        .filter(|s| !s.is_empty())
+        .map(|s| s.trim().to_string())
+        .collect()
+}
+
 fn short(img: &Image) -> String {
     hex(&img.id())[..12].to_string()
 }
@@ -115,16 +123,8 @@ fn images_quiet_no_trunc_digests_and_all() {
     );
     assert_eq!(root.ok(&["images", "-a", "-q"]), root.ok(&["images", "-q"]));
     let out = root.ok(&["images", "--digests", "a"]);
-    let header: Vec<&str> = out
-        .lines()
-        .next()
-        .unwrap()
-        .split("  ")
-        .filter(|s| !s.is_empty())
-        .map(str::trim)
-        .collect();
     assert_eq!(
-        header,
+        columns(out.lines().next().unwrap()),
         ["REPOSITORY", "TAG", "DIGEST", "IMAGE ID", "CREATED", "SIZE"]
     );
     assert!(out.lines().nth(1).unwrap().contains("<none>"));
@@ -386,13 +386,8 @@ fn history_lists_layers_newest_first() {
     let out = root.ok(&["history", "a:1"]);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 4, "{out}");
-    let header: Vec<&str> = lines[0]
-        .split("  ")
-        .filter(|s| !s.is_empty())
-        .map(str::trim)
-        .collect();
     assert_eq!(
-        header,
+        columns(lines[0]),
         ["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]
     );
     assert!(lines[1].starts_with(&short(&a)));
@@ -508,13 +503,7 @@ fn system_df_reports_images() {
     let (root, _, _) = setup();
     let out = root.ok(&["system", "df"]);
     let lines: Vec<&str> = out.lines().collect();
-    let cols = |l: &str| {
-        l.split("  ")
-            .filter(|s| !s.is_empty())
-            .map(str::trim)
-            .map(String::from)
-            .collect::<Vec<_>>()
-    };
+    let cols = columns;
     assert_eq!(
         cols(lines[0]),
         ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]

@@ -109,23 +109,7 @@ fn every_entry_kind_and_its_metadata() {
 fn whiteouts_and_opaque_dirs_in_overlay_form() {
     require_root!();
     let root = Root::new();
-    let base = busybox_layer()
-        .dir("data", 0o755)
-        .file("data/a", 0o644, b"a")
-        .file("data/b", 0o644, b"b")
-        .dir("opq", 0o755)
-        .file("opq/x", 0o644, b"x")
-        .file("gone.txt", 0o644, b"bye")
-        .tar();
-    let top = Layer::new()
-        .whiteout("gone.txt")
-        .dir("data", 0o755)
-        .whiteout("data/a")
-        .file("data/c", 0o644, b"c")
-        .dir("opq", 0o755)
-        .opaque("opq")
-        .file("opq/z", 0o644, b"z")
-        .tar();
+    let (base, top) = whiteout_layers();
     let img = Image::new(vec![base.clone(), top.clone()], &["wh:1"]).comp(Comp::Zstd);
     root.load(&docker_archive_legacy(&[img]));
     let chain = sha256(format!("{} {}", sha256(&base), sha256(&top)).as_bytes());

@@ -19,25 +19,7 @@ fn store(root: &Root) -> Store {
 }
 
 fn layered_image() -> Image {
-    let base = busybox_layer()
-        .dir("data", 0o755)
-        .file("data/a", 0o644, b"a")
-        .file("data/b", 0o644, b"b")
-        .dir("opq", 0o755)
-        .file("opq/x", 0o644, b"x")
-        .file("gone.txt", 0o644, b"bye")
-        .tar();
-    let top = Layer::new()
-        .whiteout("gone.txt")
-        .dir("data", 0o755)
-        .whiteout("data/a")
-        .file("data/c", 0o644, b"c")
-        .dir("opq", 0o755)
-        .opaque("opq")
-        .file("opq/z", 0o644, b"z")
-        .dir("etc", 0o755)
-        .file("etc/motd", 0o644, b"welcome\n")
-        .tar();
+    let (base, top) = whiteout_layers();
     Image::new(vec![base, top], &["layered:1"])
 }
 

@@ -210,14 +210,7 @@ impl Db {
             "SELECT l.chain_id, l.diff_id, l.parent, l.size FROM image_layers il
              JOIN layers l ON l.chain_id = il.chain_id WHERE il.image = ?1 ORDER BY il.idx",
             [image],
-            |r| {
-                Ok(LayerRow {
-                    chain_id: r.get(0)?,
-                    diff_id: r.get(1)?,
-                    parent: r.get(2)?,
-                    size: r.get(3)?,
-                })
-            },
+            layer_row,
         )
     }
 
@@ -227,14 +220,7 @@ impl Db {
             .query_row(
                 "SELECT chain_id, diff_id, parent, size FROM layers WHERE chain_id = ?1",
                 [chain_id],
-                |r| {
-                    Ok(LayerRow {
-                        chain_id: r.get(0)?,
-                        diff_id: r.get(1)?,
-                        parent: r.get(2)?,
-                        size: r.get(3)?,
-                    })
-                },
+                layer_row,
             )
             .optional()
             .map_err(|e| self.err(e))
@@ -295,6 +281,15 @@ fn image_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ImageRow> {
         created_unix: r.get(3)?,
         size: r.get(4)?,
         added_unix: r.get(5)?,
+    })
+}
+
+fn layer_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LayerRow> {
+    Ok(LayerRow {
+        chain_id: r.get(0)?,
+        diff_id: r.get(1)?,
+        parent: r.get(2)?,
+        size: r.get(3)?,
     })
 }
 

@@ -276,15 +276,18 @@ fn mount_legacy(dir: &Path, lowers: &[PathBuf]) -> Result<()> {
     let absolute: Vec<String> = lowers.iter().map(|l| l.display().to_string()).collect();
     let opts = joined(&absolute);
     let target = dir.join("merged");
-    if opts.len() < page_size() {
-        return nix::mount::mount(
+    let mount = |opts: &str| {
+        nix::mount::mount(
             Some("overlay"),
             &target,
             Some("overlay"),
             MsFlags::empty(),
-            Some(opts.as_str()),
+            Some(opts),
         )
-        .map_err(|e| Error::sys("mount", format!("overlay on {}", target.display()), e));
+        .map_err(|e| Error::sys("mount", format!("overlay on {}", target.display()), e))
+    };
+    if opts.len() < page_size() {
+        return mount(&opts);
     }
     // Short names: <dir>/l/<n> -> the layer, read relative to <dir>/l.
     let links = dir.join("l");
@@ -309,14 +312,7 @@ fn mount_legacy(dir: &Path, lowers: &[PathBuf]) -> Result<()> {
     )
     .map_err(|e| Error::sys("open", "the working directory", e))?;
     nix::unistd::chdir(&links).map_err(|e| Error::sys("chdir", links.display().to_string(), e))?;
-    let r = nix::mount::mount(
-        Some("overlay"),
-        &target,
-        Some("overlay"),
-        MsFlags::empty(),
-        Some(opts.as_str()),
-    )
-    .map_err(|e| Error::sys("mount", format!("overlay on {}", target.display()), e));
+    let r = mount(&opts);
     nix::unistd::fchdir(&cwd).map_err(|e| Error::sys("fchdir", "back", e))?;
     r
 }

@@ -384,6 +384,32 @@ pub fn busybox_layer() -> Layer {
     )
 }
 
+/// Two layers: busybox with data/{a,b}, opq/x and gone.txt, then one that
+/// whites out gone.txt and data/a, adds data/c, makes opq opaque with z,
+/// and adds /etc/motd.
+pub fn whiteout_layers() -> (Vec<u8>, Vec<u8>) {
+    let base = busybox_layer()
+        .dir("data", 0o755)
+        .file("data/a", 0o644, b"a")
+        .file("data/b", 0o644, b"b")
+        .dir("opq", 0o755)
+        .file("opq/x", 0o644, b"x")
+        .file("gone.txt", 0o644, b"bye")
+        .tar();
+    let top = Layer::new()
+        .whiteout("gone.txt")
+        .dir("data", 0o755)
+        .whiteout("data/a")
+        .file("data/c", 0o644, b"c")
+        .dir("opq", 0o755)
+        .opaque("opq")
+        .file("opq/z", 0o644, b"z")
+        .dir("etc", 0o755)
+        .file("etc/motd", 0o644, b"welcome\n")
+        .tar();
+    (base, top)
+}
+
 /// How a layer blob is compressed in an archive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Comp {
