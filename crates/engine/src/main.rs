@@ -90,7 +90,15 @@ enum SystemCommand {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            // Docker's CLI exits 125 when its own flags or arguments are wrong.
+            let _ = e.print();
+            return ExitCode::from(125);
+        }
+        Err(e) => e.exit(),
+    };
     let root = cli.root.unwrap_or_else(capsa_images::store::default_root);
     let r = match cli.command {
         Command::Images(a)

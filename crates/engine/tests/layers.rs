@@ -397,3 +397,93 @@ fn blob_digest_mismatch_is_refused_and_nothing_kept() {
     );
     assert_eq!(std::fs::read_dir(store.join("tmp")).unwrap().count(), 0);
 }
+
+/// Everything about a tree that a layer carries, for comparisons.
+fn tree(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(dir).unwrap().display().to_string();
+            let what = if m.is_dir() {
+                stack.push(p.clone());
+                "dir".to_string()
+            } else if m.file_type().is_symlink() {
+                format!("link {}", std::fs::read_link(&p).unwrap().display())
+            } else if m.is_file() {
+                format!(
+                    "file {} nlink {}",
+                    sha256(&std::fs::read(&p).unwrap()),
+                    m.nlink()
+                )
+            } else {
+                format!("node {:o} {}", m.mode() & 0o170000, m.rdev())
+            };
+            let mut xs = Vec::new();
+            for name in ["security.capability", "user.note", "trusted.overlay.opaque"] {
+                if let Some(v) = get_xattr(&p, name) {
+                    xs.push(format!("{name}={v:?}"));
+                }
+            }
+            let mtime = if m.is_dir() || m.file_type().is_symlink() {
+                0
+            } else {
+                m.mtime()
+            };
+            out.push(format!(
+                "{rel} {what} {:o} {}:{} {mtime} {}",
+                m.mode() & 0o7777,
+                m.uid(),
+                m.gid(),
+                xs.join(",")
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn snapshots_export_back_to_layer_tars() {
+    require_root!();
+    let root = Root::new();
+    let (base, top) = whiteout_layers();
+    let kinds = Layer::new()
+        .dir("d", 0o750)
+        .file_owned("d/owned", 0o640, 1000, 1000, b"owned\n")
+        .file_xattrs("d/cap", 0o755, b"bin", &[("user.note", b"hello")])
+        .hardlink("d/hl", "d/owned")
+        .symlink("d/sl", "../etc/passwd")
+        .node("d/null", tar::EntryType::Char, 0o666, 1, 3)
+        .node("d/fifo", tar::EntryType::Fifo, 0o600, 0, 0)
+        .tar();
+    let img = Image::new(vec![base.clone(), top.clone(), kinds.clone()], &["exp:1"]);
+    root.load(&docker_archive(&[img]));
+    let c1 = sha256(&base);
+    let c2 = sha256(format!("{c1} {}", sha256(&top)).as_bytes());
+    let c3 = sha256(format!("{c2} {}", sha256(&kinds)).as_bytes());
+    for chain in [&c2, &c3] {
+        let fs = snapshot(&root, chain);
+        let mut tar_bytes = Vec::new();
+        let (diff_id, size) = capsa_images::export::export_diff(&fs, &mut tar_bytes).unwrap();
+        assert_eq!(diff_id.as_str(), sha256(&tar_bytes));
+        assert_eq!(size, tar_bytes.len() as u64);
+        let names: Vec<String> = tar::Archive::new(&tar_bytes[..])
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        if chain == &c2 {
+            assert!(names.contains(&".wh.gone.txt".to_string()), "{names:?}");
+            assert!(names.contains(&"data/.wh.a".to_string()), "{names:?}");
+            assert!(names.contains(&"opq/.wh..wh..opq".to_string()), "{names:?}");
+        }
+        // Unpacking the exported tar gives the same snapshot.
+        let again = Root::new();
+        let img = Image::new(vec![tar_bytes.clone()], &["again:1"]).comp(Comp::None);
+        again.load(&docker_archive(&[img]));
+        assert_eq!(tree(&snapshot(&again, &sha256(&tar_bytes))), tree(&fs));
+    }
+}

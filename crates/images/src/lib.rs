@@ -7,6 +7,7 @@ pub mod changes;
 pub mod db;
 pub mod digest;
 pub mod error;
+pub mod export;
 pub mod import;
 pub mod layer;
 pub mod load;

@@ -138,3 +138,23 @@ pub fn lgetxattr(path: &CStr, name: &CStr) -> Result<Option<Vec<u8>>, Errno> {
         }
     }
 }
+
+/// The names of the extended attributes of `path` itself (llistxattr(2)).
+pub fn llistxattr(path: &CStr) -> Result<Vec<Vec<u8>>, Errno> {
+    let mut buf = vec![0u8; 1024];
+    loop {
+        // SAFETY: `path` is NUL-terminated and `buf` is writable for its length.
+        let ret = unsafe { libc::llistxattr(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        match Errno::result(ret) {
+            Ok(n) => {
+                return Ok(buf[..n as usize]
+                    .split(|b| *b == 0)
+                    .filter(|s| !s.is_empty())
+                    .map(<[u8]>::to_vec)
+                    .collect());
+            }
+            Err(Errno::ERANGE) if buf.len() < 1 << 20 => buf.resize(buf.len() * 4, 0),
+            Err(e) => return Err(e),
+        }
+    }
+}
