@@ -321,3 +321,61 @@ fn saved_archive_is_readable_by_skopeo() {
     let out = fresh.load(&b.into_inner().unwrap());
     assert_eq!(out, format!("Loaded image ID: {}\n", img.id()));
 }
+
+#[test]
+fn multi_platform_oci_index_loads_this_machines_image() {
+    require_root!();
+    let root = Root::new();
+    let amd = two_layer_image(&[]);
+    let mut arm = two_layer_image(&[]);
+    arm.created = "2024-05-05T00:00:00Z".into();
+    let mut a = Archive::new();
+    a.file("oci-layout", br#"{"imageLayoutVersion": "1.0.0"}"#);
+    let mut blobs = Vec::new();
+    let mut descs = Vec::new();
+    for (img, arch) in [(&arm, "arm64"), (&amd, "amd64")] {
+        let config = img.config_bytes();
+        blobs.push(config.clone());
+        let mut layers = Vec::new();
+        for l in &img.layers {
+            let b = compress(l, Comp::Gzip);
+            layers.push(serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": sha256(&b), "size": b.len()}));
+            blobs.push(b);
+        }
+        let m = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(&config), "size": config.len()},
+            "layers": layers,
+        }))
+        .unwrap();
+        descs.push(serde_json::json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": sha256(&m), "size": m.len(),
+            "platform": {"os": "linux", "architecture": arch}}));
+        blobs.push(m);
+    }
+    // A buildx attestation manifest, which is not an image.
+    let att = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#.to_vec();
+    descs.push(serde_json::json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": sha256(&att), "size": att.len(),
+        "platform": {"os": "unknown", "architecture": "unknown"},
+        "annotations": {"vnd.docker.reference.type": "attestation-manifest"}}));
+    blobs.push(att);
+    let nested = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": descs,
+    }))
+    .unwrap();
+    a.file(
+        "index.json",
+        &serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "manifests": [
+            {"mediaType": "application/vnd.oci.image.index.v1+json", "digest": sha256(&nested), "size": nested.len(),
+             "annotations": {"io.containerd.image.name": "docker.io/library/multi:1"}}
+        ]}))
+        .unwrap(),
+    );
+    blobs.push(nested);
+    for b in &blobs {
+        a.file(&format!("blobs/sha256/{}", hex(&sha256(b))), b);
+    }
+    let out = root.load(&a.finish());
+    assert_eq!(out, "Loaded image: multi:1\n");
+    assert_eq!(root.inspect("multi:1")["Id"], amd.id());
+    assert_eq!(root.ok(&["images", "-q"]).lines().count(), 1);
+}
