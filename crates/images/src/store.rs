@@ -7,6 +7,7 @@
 //! <root>/rootfs/<id>/              prepared container root filesystems
 //! <root>/tmp/                      work in progress; garbage when no command runs
 //! <root>/lock                      flock: shared while adding, exclusive while deleting
+//! <root>/db.lock                   flock: opening the database takes turns
 //! ```
 //!
 //! Files become visible only complete (written in `tmp/`, then renamed) and
@@ -145,11 +146,44 @@ impl Store {
     /// command is changing the store, leftovers of killed commands in
     /// `tmp/` are removed.
     pub fn open(root: &Path) -> Result<Store> {
-        for d in ["blobs/sha256", "snapshots", "rootfs", "tmp"] {
+        use std::os::unix::fs::PermissionsExt;
+        fs::create_dir_all(root).ctx("mkdir", root)?;
+        // Absolute, so that mounts and chdir never depend on the caller's cwd.
+        let root = &fs::canonicalize(root).ctx("canonicalize", root)?;
+        // Image contents (set-id binaries included) are for root only:
+        // the store can be traversed but not listed, its parts not at all.
+        for (d, mode) in [
+            ("", 0o711),
+            ("blobs", 0o700),
+            ("blobs/sha256", 0o700),
+            ("snapshots", 0o700),
+            ("rootfs", 0o711),
+            ("tmp", 0o700),
+        ] {
             let p = root.join(d);
             fs::create_dir_all(&p).ctx("mkdir", &p)?;
+            let current = fs::metadata(&p).ctx("stat", &p)?.permissions().mode() & 0o7777;
+            if current != mode {
+                fs::set_permissions(&p, fs::Permissions::from_mode(mode)).ctx("chmod", &p)?;
+            }
         }
-        let db = Db::open(&root.join("capsa.db"))?;
+        let db_path = root.join("capsa.db");
+        // Opening sets WAL mode and creates the schema; SQLite answers a
+        // concurrent first open with SQLITE_BUSY without waiting, so opens
+        // take turns.
+        let init = root.join("db.lock");
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&init)
+            .ctx("open", &init)?;
+        let turn = Flock::lock(f, FlockArg::LockExclusive)
+            .map_err(|(_, e)| Error::sys("flock", init.display().to_string(), e))?;
+        let db = Db::open(&db_path)?;
+        drop(turn);
+        fs::set_permissions(&db_path, fs::Permissions::from_mode(0o600)).ctx("chmod", &db_path)?;
         let store = Store {
             root: root.to_path_buf(),
             db,
