@@ -65,6 +65,7 @@ pub fn import(store: &Store, src: impl Read, opts: &ImportOptions) -> Result<Com
         .unwrap_or_else(|| format!("Imported from {}", opts.source));
     let config = json!({
         "architecture": manifest::host_arch(),
+        "comment": comment,
         "config": Value::Object(config_obj),
         "created": created,
         "history": [{"created": created, "comment": comment}],

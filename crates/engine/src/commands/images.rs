@@ -518,19 +518,7 @@ fn inspect_doc(store: &Store, row: &ImageRow) -> Result<InspectImage> {
         repo_tags: tags,
         repo_digests: digests,
         parent: String::new(),
-        comment: cfg
-            .get("comment")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .or_else(|| {
-                cfg.get("history")
-                    .and_then(Value::as_array)
-                    .and_then(|h| h.last())
-                    .and_then(|h| h.get("comment"))
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            })
-            .unwrap_or_default(),
+        comment: s(&cfg, "comment"),
         created: row.created.clone(),
         docker_version: s(&cfg, "docker_version"),
         author: s(&cfg, "author"),
