@@ -1,0 +1,46 @@
+//! The commands of `capsa`, one module per command group.
+
+pub mod images;
+pub mod system;
+
+use std::path::Path;
+
+use capsa_images::Store;
+
+/// Opens the image store at `root`.
+pub fn open_store(root: &Path) -> anyhow::Result<Store> {
+    Ok(Store::open(root)?)
+}
+
+/// Prints an error as Docker's CLI does, without the daemon prefix:
+/// `Error: No such image: foo:latest`.
+pub fn print_error(e: &anyhow::Error) {
+    let mut msg = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !msg.contains(&c) {
+            msg.push_str(": ");
+            msg.push_str(&c);
+        }
+    }
+    eprintln!("Error: {msg}");
+}
+
+/// Parses `--filter key=value` flags into pairs; `allowed` keys only.
+pub fn parse_filters(
+    filters: &[String],
+    allowed: &[&str],
+) -> anyhow::Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for f in filters {
+        let Some((k, v)) = f.split_once('=') else {
+            anyhow::bail!("bad format of filter (expected name=value)");
+        };
+        let k = k.trim().to_ascii_lowercase();
+        if !allowed.contains(&k.as_str()) {
+            anyhow::bail!("invalid filter '{k}'");
+        }
+        out.push((k, v.to_string()));
+    }
+    Ok(out)
+}

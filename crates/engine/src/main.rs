@@ -1,0 +1,136 @@
+//! `capsa`: a container engine with Docker's command line. This binary
+//! holds the image commands (load, save, import, images, tag, rmi, image
+//! inspect/history/prune, system df) over the `capsa_images` store.
+
+mod commands;
+mod format;
+mod sys;
+mod units;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use commands::images::{
+    HistoryArgs, ImagesArgs, ImportArgs, InspectArgs, LoadArgs, PruneArgs, RmiArgs, SaveArgs,
+    TagArgs,
+};
+use commands::system::DfArgs;
+
+/// capsa: a container engine (Docker's command line).
+#[derive(Parser)]
+#[command(name = "capsa", version, about, disable_help_subcommand = true)]
+struct Cli {
+    /// Root directory of the image store (default /var/lib/capsa for root,
+    /// $XDG_DATA_HOME/capsa otherwise)
+    #[arg(long, global = true, value_name = "DIR")]
+    root: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List images
+    Images(ImagesArgs),
+    /// Manage images
+    Image {
+        #[command(subcommand)]
+        command: ImageCommand,
+    },
+    /// Load an image from a tar archive or STDIN
+    Load(LoadArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(SaveArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(ImportArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(TagArgs),
+    /// Remove one or more images
+    Rmi(RmiArgs),
+    /// Show the history of an image
+    History(HistoryArgs),
+    /// Manage capsa
+    System {
+        #[command(subcommand)]
+        command: SystemCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImageCommand {
+    /// List images
+    #[command(visible_alias = "list")]
+    Ls(ImagesArgs),
+    /// Display detailed information on one or more images
+    Inspect(InspectArgs),
+    /// Show the history of an image
+    History(HistoryArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(ImportArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(LoadArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(SaveArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(TagArgs),
+    /// Remove one or more images
+    #[command(visible_alias = "remove")]
+    Rm(RmiArgs),
+    /// Remove unused images
+    Prune(PruneArgs),
+}
+
+#[derive(Subcommand)]
+enum SystemCommand {
+    /// Show capsa disk usage
+    Df(DfArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            // Docker's CLI exits 125 when its own flags or arguments are wrong.
+            let _ = e.print();
+            return ExitCode::from(125);
+        }
+        Err(e) => e.exit(),
+    };
+    let root = cli.root.unwrap_or_else(capsa_images::store::default_root);
+    let r = match cli.command {
+        Command::Images(a)
+        | Command::Image {
+            command: ImageCommand::Ls(a),
+        } => commands::images::images(&root, a),
+        Command::Image { command } => match command {
+            ImageCommand::Ls(_) => unreachable!("handled above"),
+            ImageCommand::Inspect(a) => commands::images::inspect(&root, a),
+            ImageCommand::History(a) => commands::images::history(&root, a),
+            ImageCommand::Import(a) => commands::images::import(&root, a),
+            ImageCommand::Load(a) => commands::images::load(&root, a),
+            ImageCommand::Save(a) => commands::images::save(&root, a),
+            ImageCommand::Tag(a) => commands::images::tag(&root, a),
+            ImageCommand::Rm(a) => commands::images::rmi(&root, a),
+            ImageCommand::Prune(a) => commands::images::prune(&root, a),
+        },
+        Command::Load(a) => commands::images::load(&root, a),
+        Command::Save(a) => commands::images::save(&root, a),
+        Command::Import(a) => commands::images::import(&root, a),
+        Command::Tag(a) => commands::images::tag(&root, a),
+        Command::Rmi(a) => commands::images::rmi(&root, a),
+        Command::History(a) => commands::images::history(&root, a),
+        Command::System {
+            command: SystemCommand::Df(a),
+        } => commands::system::df(&root, a),
+    };
+    match r {
+        Ok(code) => code,
+        Err(e) => {
+            commands::print_error(&e);
+            ExitCode::from(1)
+        }
+    }
+}
