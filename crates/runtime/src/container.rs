@@ -220,8 +220,12 @@ impl Runtime {
 
         // Made here, with the host's privileges and view; the init inherits it.
         let rootfs_host = crate::mounts::prepare_on_host(&spec, &bundle, &layout, cg.paths())?;
+        // The init is born in its cgroup2 cgroup (CLONE_INTO_CGROUP) and
+        // joins the v1 hierarchies itself, which is far cheaper than being
+        // moved (see Manager::v1_join_files).
         let into_cgroup = cg.clone_into_fd().map(|fd| fd.as_raw_fd());
-        let flags = plan.clone_flags(into_cgroup.is_some());
+        let cgroup_join = cg.v1_join_files()?;
+        let flags = plan.clone_flags(cg.joined_at_clone());
         let pid_ns = plan.join.iter().find(|j| j.typ == LinuxNamespaceType::Pid);
         let forked = namespaces::clone_into(pid_ns, flags, into_cgroup);
         let mut pid = match forked {
@@ -246,6 +250,7 @@ impl Runtime {
                     no_new_keyring: opts.no_new_keyring,
                     preserve_fds: opts.preserve_fds,
                     cgroup_ns_done: flags.contains(CloneFlags::CLONE_NEWCGROUP),
+                    cgroup_join,
                     seccomp,
                     rootfs_host: &rootfs_host,
                 })
@@ -255,6 +260,7 @@ impl Runtime {
         };
         cleanup.child = Some(pid);
         drop(rootfs_host);
+        drop(cgroup_join);
         drop(child_chan);
         drop(start_listener);
         drop(console);
@@ -281,9 +287,6 @@ impl Runtime {
 
         if plan.creates(LinuxNamespaceType::User) {
             namespaces::write_id_maps(pid, linux)?;
-        }
-        if into_cgroup.is_none() {
-            cg.add_process(pid)?;
         }
         if let Some(score) = process.oom_score_adj() {
             process::set_oom_score_adj(pid, score)?;

@@ -318,6 +318,13 @@ impl Runtime {
         } else {
             cg.clone_into_fd().map(|fd| fd.as_raw_fd())
         };
+        // The process joins the v1 hierarchies itself (cheaper than being
+        // moved; see Manager::v1_join_files), unless it must join late.
+        let cgroup_join = if paused {
+            Vec::new()
+        } else {
+            cg.v1_join_files()?
+        };
         let forked =
             namespaces::clone_into(target.pid_ns.as_ref(), CloneFlags::empty(), into_cgroup);
         let pid = match forked {
@@ -333,6 +340,7 @@ impl Runtime {
                     preserve_fds: opts.preserve_fds,
                     seccomp: seccomp.as_ref().map(|s| (s, state.as_str())),
                     join_late: paused,
+                    cgroup_join,
                 };
                 let _ = nix::unistd::close(dir.lock_fd());
                 let outcome =
@@ -348,9 +356,7 @@ impl Runtime {
         drop(console);
         drop(target);
 
-        if into_cgroup.is_none() && !paused {
-            cg.add_process(pid)?;
-        }
+        drop(cgroup_join);
         if let Some(score) = process.oom_score_adj() {
             crate::process::set_oom_score_adj(pid, score)?;
         }
@@ -400,6 +406,8 @@ struct Child<'a> {
     seccomp: Option<(&'a crate::seccomp::Setup, &'a str)>,
     /// Join the cgroups only after set-up (the container is paused).
     join_late: bool,
+    /// The `tasks` files of the v1 cgroups to join at once.
+    cgroup_join: Vec<OwnedFd>,
 }
 
 impl Child<'_> {
@@ -408,7 +416,9 @@ impl Child<'_> {
         nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).sys("prctl", "PR_SET_PDEATHSIG")?;
         // Nothing in the container may ptrace us or read our memory until exec.
         nix::sys::prctl::set_dumpable(false).sys("prctl", "PR_SET_DUMPABLE")?;
-        // The runtime places us in the cgroups first; had it died, this fails.
+        crate::cgroups::join_self(&self.cgroup_join)?;
+        self.cgroup_join.clear();
+        // Had the runtime died, this fails.
         match self.chan.recv()? {
             Some(Msg::Go(_)) => {}
             Some(Msg::Error(e)) => return Err(Error::Init(e)),

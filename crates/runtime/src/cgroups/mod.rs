@@ -262,6 +262,16 @@ enum Op<'a> {
     DeviceFilter(&'a Path, devices::Reduced),
 }
 
+/// Moves the calling (single-threaded) process into the cgroups whose
+/// `tasks` files `files` are ([`Manager::v1_join_files`]).
+pub fn join_self(files: &[OwnedFd]) -> Result<()> {
+    for fd in files {
+        nix::unistd::write(fd, b"0")
+            .map_err(|e| Error::sys("write", "0 to a cgroup's tasks file", e))?;
+    }
+    Ok(())
+}
+
 /// The cgroups of one container.
 #[derive(Debug)]
 pub struct Manager {
@@ -332,7 +342,7 @@ impl Manager {
                 v1::init_cpuset(&made, cpu)?;
             }
         }
-        if self.paths.mode == Some(Mode::V2)
+        if matches!(self.paths.mode, Some(Mode::V2) | Some(Mode::Hybrid))
             && let Some(dir) = self.paths.unified()
         {
             let _ = self.dir_fd.set(Some(open_dir(dir)?));
@@ -341,17 +351,50 @@ impl Manager {
         self.set(resources.unwrap_or(&none), true)
     }
 
-    /// On cgroup v2, a descriptor of the container's cgroup directory for
-    /// clone3's CLONE_INTO_CGROUP (also for processes joining the container
-    /// later); `None` on v1 and hybrid hosts, or if it cannot be opened.
+    /// A descriptor of the container's cgroup2 directory for clone3's
+    /// CLONE_INTO_CGROUP (also for processes joining the container later):
+    /// on v2 hosts the whole membership, on hybrid hosts the unified
+    /// hierarchy's part; `None` on v1 hosts, or if it cannot be opened.
     pub fn clone_into_fd(&self) -> Option<BorrowedFd<'_>> {
         self.dir_fd
             .get_or_init(|| match (self.paths.mode, self.paths.unified()) {
-                (Some(Mode::V2), Some(dir)) => open_dir(dir).ok(),
+                (Some(Mode::V2) | Some(Mode::Hybrid), Some(dir)) => open_dir(dir).ok(),
                 _ => None,
             })
             .as_ref()
             .map(|fd| fd.as_fd())
+    }
+
+    /// The `tasks` files of the container's v1 hierarchies, opened for
+    /// writing, for a new single-threaded process to join them itself with
+    /// [`join_self`]. (Writing another process's pid into `cgroup.procs`
+    /// takes the kernel's threadgroup lock, which waits for an RCU grace
+    /// period — several milliseconds; a thread moving itself through `tasks`
+    /// takes no such lock.) Empty on v2 hosts.
+    pub fn v1_join_files(&self) -> Result<Vec<OwnedFd>> {
+        let mut out = Vec::new();
+        for (name, dir) in &self.paths.dirs {
+            if name == UNIFIED {
+                continue;
+            }
+            let path = dir.join("tasks");
+            let fd = nix::fcntl::open(
+                &path,
+                nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map_err(|e| {
+                Error::cgroup(&path, format!("opening for the container's process: {e}"))
+            })?;
+            out.push(fd);
+        }
+        Ok(out)
+    }
+
+    /// Whether the cgroup namespace can be created at clone time: only when
+    /// clone3 places the process in all its cgroups (pure v2).
+    pub fn joined_at_clone(&self) -> bool {
+        self.paths.mode == Some(Mode::V2) && self.clone_into_fd().is_some()
     }
 
     /// Moves process `pid` into the container's cgroups (every hierarchy).
