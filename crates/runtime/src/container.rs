@@ -203,11 +203,12 @@ impl Runtime {
 
         let layout = crate::cgroups::Layout::detect()?;
         let mut cg = Manager::with_layout(&layout, linux.cgroups_path().as_deref(), &opts.id)?;
-        let created = cg.create(linux.resources().as_ref());
+        // Only the cgroup2 directory now (clone3 places the init in it); the
+        // rest is made while the init creates its namespaces.
+        let created = cg.create_unified();
         cleanup.cgroups = Some(cg);
         created?;
         let cg = cleanup.cgroups.as_ref().expect("just set");
-        tracing::debug!(us = t0.elapsed().as_micros() as u64, "cgroups created");
 
         let (parent_chan, child_chan) = Channel::pair()?;
         let start_listener = match mode {
@@ -219,12 +220,11 @@ impl Runtime {
         };
 
         // Made here, with the host's privileges and view; the init inherits it.
-        let rootfs_host = crate::mounts::prepare_on_host(&spec, &bundle, &layout, cg.paths())?;
+        let rootfs_host = crate::mounts::prepare_on_host(&spec, &bundle, &layout, &cg.all_dirs())?;
         // The init is born in its cgroup2 cgroup (CLONE_INTO_CGROUP) and
         // joins the v1 hierarchies itself, which is far cheaper than being
         // moved (see Manager::v1_join_files).
         let into_cgroup = cg.clone_into_fd().map(|fd| fd.as_raw_fd());
-        let cgroup_join = cg.v1_join_files()?;
         let flags = plan.clone_flags(cg.joined_at_clone());
         let pid_ns = plan.join.iter().find(|j| j.typ == LinuxNamespaceType::Pid);
         let forked = namespaces::clone_into(pid_ns, flags, into_cgroup);
@@ -250,7 +250,6 @@ impl Runtime {
                     no_new_keyring: opts.no_new_keyring,
                     preserve_fds: opts.preserve_fds,
                     cgroup_ns_done: flags.contains(CloneFlags::CLONE_NEWCGROUP),
-                    cgroup_join,
                     seccomp,
                     rootfs_host: &rootfs_host,
                 })
@@ -260,7 +259,6 @@ impl Runtime {
         };
         cleanup.child = Some(pid);
         drop(rootfs_host);
-        drop(cgroup_join);
         drop(child_chan);
         drop(start_listener);
         drop(console);
@@ -291,6 +289,13 @@ impl Runtime {
         if let Some(score) = process.oom_score_adj() {
             process::set_oom_score_adj(pid, score)?;
         }
+        // The rest of the cgroups, while the init creates its namespaces on
+        // the other CPU; it joins the v1 hierarchies itself on "go".
+        let cg = cleanup.cgroups.as_mut().expect("set above");
+        cg.create_rest(linux.resources().as_ref())?;
+        let cgroup_join = cg.v1_join_files()?;
+        let cg = cleanup.cgroups.as_ref().expect("set above");
+        tracing::debug!(us = t0.elapsed().as_micros() as u64, "cgroups created");
 
         let mut record = Record {
             oci_version: spec.version().clone(),
@@ -312,7 +317,11 @@ impl Runtime {
             // From here on a failure runs the poststop hooks (lifecycle step 12).
             cleanup.poststop = Some((h.clone(), state_json.clone()));
         }
-        parent_chan.send(&Msg::Go(String::from_utf8_lossy(&state_json).into_owned()))?;
+        parent_chan.send_with_fds(
+            &Msg::Go(String::from_utf8_lossy(&state_json).into_owned()),
+            &cgroup_join,
+        )?;
+        drop(cgroup_join);
         loop {
             match parent_chan.recv()? {
                 Some(Msg::RunHooks) => {

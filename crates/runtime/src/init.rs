@@ -42,8 +42,6 @@ pub(crate) struct Init<'a> {
     pub preserve_fds: u32,
     /// Whether clone3 already created the cgroup namespace.
     pub cgroup_ns_done: bool,
-    /// The `tasks` files of the v1 cgroups to join (the runtime opened them).
-    pub cgroup_join: Vec<OwnedFd>,
     /// The compiled seccomp filter, installed just before exec.
     pub seccomp: Option<crate::seccomp::Setup>,
     /// What the runtime prepared for the rootfs before forking us.
@@ -85,15 +83,21 @@ fn setup(init: &mut Init<'_>) -> Result<Infallible> {
     // end-of-file and the next receive fails: no orphan goes on alone.
     // Nothing in the container may ptrace us or read our memory until exec.
     nix::sys::prctl::set_dumpable(false).sys("prctl", "PR_SET_DUMPABLE")?;
-    // Into the v1 cgroups at once (the runtime opened the files): the cgroup
-    // namespace and the limits must be in place before anything else runs.
-    crate::cgroups::join_self(&init.cgroup_join)?;
-    init.cgroup_join.clear();
+    // The new namespaces but pid and user (made by clone3), while the
+    // runtime makes the cgroups on the other CPU.
+    if !init.plan.joins(LinuxNamespaceType::User) {
+        namespaces::unshare_ns(init.plan.unshare_flags())?;
+    }
 
-    let state = match init.chan.recv()? {
-        Some(Msg::Go(state)) => state,
-        Some(Msg::Error(e)) => return Err(Error::Init(e)),
-        other => return Err(Error::Init(format!("expected go, got {other:?}"))),
+    let state = match init.chan.recv_with_fds()? {
+        (Some(Msg::Go(state)), cgroup_join) => {
+            // Into the v1 cgroups (the runtime opened their files) before the
+            // cgroup namespace is made and anything of the container runs.
+            crate::cgroups::join_self(&cgroup_join)?;
+            state
+        }
+        (Some(Msg::Error(e)), _) => return Err(Error::Init(e)),
+        (other, _) => return Err(Error::Init(format!("expected go, got {other:?}"))),
     };
 
     let plan = init.plan;

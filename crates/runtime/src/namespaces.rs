@@ -114,6 +114,11 @@ impl Plan {
     /// `cgroup_at_clone`) and time (whose offsets must be written first).
     /// None when a user namespace is joined by path: the new namespaces must
     /// belong to it, so the init process creates them after joining it.
+    ///
+    /// Only the namespaces that must exist at clone time are made there
+    /// (user, which owns the others, and pid, which only children enter);
+    /// the init makes mount, network, ipc and uts ones itself
+    /// ([`Plan::unshare_flags`]) while the runtime works on its cgroups.
     pub fn clone_flags(&self, cgroup_at_clone: bool) -> CloneFlags {
         let mut flags = CloneFlags::empty();
         if self.joins(LinuxNamespaceType::User) {
@@ -121,9 +126,27 @@ impl Plan {
         }
         for &typ in &self.create {
             match typ {
-                LinuxNamespaceType::Time => {}
-                LinuxNamespaceType::Cgroup if !cgroup_at_clone => {}
-                _ => flags |= clone_flag(typ),
+                LinuxNamespaceType::User | LinuxNamespaceType::Pid => flags |= clone_flag(typ),
+                LinuxNamespaceType::Cgroup if cgroup_at_clone => flags |= clone_flag(typ),
+                _ => {}
+            }
+        }
+        flags
+    }
+
+    /// The namespaces the init process creates itself right after clone:
+    /// mount, network, ipc and uts (see [`Plan::clone_flags`]).
+    pub fn unshare_flags(&self) -> CloneFlags {
+        let mut flags = CloneFlags::empty();
+        for &typ in &self.create {
+            if matches!(
+                typ,
+                LinuxNamespaceType::Mount
+                    | LinuxNamespaceType::Network
+                    | LinuxNamespaceType::Ipc
+                    | LinuxNamespaceType::Uts
+            ) {
+                flags |= clone_flag(typ);
             }
         }
         flags

@@ -146,6 +146,65 @@ impl Channel {
         }
     }
 
+    /// Sends one message with descriptors attached (SCM_RIGHTS).
+    pub fn send_with_fds(&self, msg: &Msg, fds: &[OwnedFd]) -> Result<()> {
+        if fds.is_empty() {
+            return self.send(msg);
+        }
+        let bytes = msg.encode();
+        let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+        let cmsg = [socket::ControlMessage::ScmRights(&raw)];
+        let iov = [std::io::IoSlice::new(&bytes)];
+        loop {
+            match socket::sendmsg::<()>(
+                self.0.as_raw_fd(),
+                &iov,
+                &cmsg,
+                MsgFlags::MSG_NOSIGNAL,
+                None,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(Error::sys("sendmsg", "sync socket (SCM_RIGHTS)", e)),
+            }
+        }
+    }
+
+    /// Receives one message and the descriptors sent with it.
+    pub fn recv_with_fds(&self) -> Result<(Option<Msg>, Vec<OwnedFd>)> {
+        let len = self.recv_raw(&mut [], MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC)?;
+        let mut buf = vec![0u8; len.max(1)];
+        let mut space = nix::cmsg_space!([RawFd; 64]);
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let msg = loop {
+            match socket::recvmsg::<()>(
+                self.0.as_raw_fd(),
+                &mut iov,
+                Some(&mut space),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
+                Ok(m) => break m,
+                Err(Errno::EINTR) => continue,
+                Err(Errno::ECONNRESET) => return Ok((None, Vec::new())),
+                Err(e) => return Err(Error::sys("recvmsg", "sync socket", e)),
+            }
+        };
+        let mut fds = Vec::new();
+        for c in msg
+            .cmsgs()
+            .map_err(|e| Error::sys("recvmsg", "control messages", e))?
+        {
+            if let socket::ControlMessageOwned::ScmRights(list) = c {
+                fds.extend(list.into_iter().map(crate::sys::own_received_fd));
+            }
+        }
+        let n = msg.bytes;
+        if n == 0 {
+            return Ok((None, fds));
+        }
+        Ok((Some(Msg::decode(&buf[..n])?), fds))
+    }
+
     /// Receives one message; `None` at end-of-file (the peer closed or exec'd).
     pub fn recv(&self) -> Result<Option<Msg>> {
         // Most messages are a byte or two: read into a small stack buffer,
@@ -243,6 +302,20 @@ mod tests {
         assert_eq!(b.recv().unwrap(), Some(Msg::Go(long)));
         drop(a);
         assert_eq!(b.recv().unwrap(), None);
+    }
+
+    #[test]
+    fn descriptors_travel_with_a_message() {
+        let (a, b) = Channel::pair().unwrap();
+        let file = std::fs::File::open("/proc/self/stat").unwrap();
+        a.send_with_fds(&Msg::Go("s".into()), &[OwnedFd::from(file)])
+            .unwrap();
+        let (msg, fds) = b.recv_with_fds().unwrap();
+        assert_eq!(msg, Some(Msg::Go("s".into())));
+        assert_eq!(fds.len(), 1);
+        a.send(&Msg::Start).unwrap();
+        let (msg, fds) = b.recv_with_fds().unwrap();
+        assert_eq!((msg, fds.len()), (Some(Msg::Start), 0));
     }
 
     #[test]

@@ -283,6 +283,8 @@ pub struct Manager {
     v2_controllers: OnceCell<Vec<String>>,
     /// Hierarchies in which this unprivileged caller may not create cgroups.
     denied: Vec<String>,
+    /// Directories placed but not made yet (hierarchy name → directory).
+    planned: BTreeMap<String, PathBuf>,
 }
 
 impl Manager {
@@ -295,7 +297,11 @@ impl Manager {
 
     /// As [`Manager::for_container`], with a layout read earlier.
     pub fn with_layout(layout: &Layout, cgroups_path: Option<&Path>, id: &str) -> Result<Manager> {
-        Ok(Self::from_paths(layout.place(cgroups_path, id)?))
+        let mut paths = layout.place(cgroups_path, id)?;
+        let planned = std::mem::take(&mut paths.dirs);
+        let mut m = Self::from_paths(paths);
+        m.planned = planned;
+        Ok(m)
     }
 
     /// A manager for cgroups recorded earlier.
@@ -305,7 +311,15 @@ impl Manager {
             dir_fd: OnceCell::new(),
             v2_controllers: OnceCell::new(),
             denied: Vec::new(),
+            planned: BTreeMap::new(),
         }
+    }
+
+    /// Every directory of the container, made or still planned.
+    pub fn all_dirs(&self) -> BTreeMap<String, PathBuf> {
+        let mut all = self.planned.clone();
+        all.extend(self.paths.dirs.iter().map(|(k, v)| (k.clone(), v.clone())));
+        all
     }
 
     /// Where the cgroups are (to persist in the state).
@@ -318,11 +332,49 @@ impl Manager {
     /// runc does: everything but the default devices is denied unless allowed.
     /// On error, what was created stays recorded for [`Manager::destroy`].
     pub fn create(&mut self, resources: Option<&LinuxResources>) -> Result<()> {
+        self.create_unified()?;
+        self.create_rest(resources)
+    }
+
+    /// The first half of [`Manager::create`], before the container's process
+    /// exists: the cgroup2 directory (v2 and hybrid hosts), so that clone3
+    /// can place the process in it.
+    pub fn create_unified(&mut self) -> Result<()> {
+        self.make_dirs(true, None)?;
+        if let Some(dir) = self.paths.unified() {
+            let _ = self.dir_fd.set(Some(open_dir(dir)?));
+        }
+        Ok(())
+    }
+
+    /// The second half of [`Manager::create`], done while the new process
+    /// sets up its namespaces: the v1 directories, then the resources.
+    pub fn create_rest(&mut self, resources: Option<&LinuxResources>) -> Result<()> {
         let cpu = resources.and_then(|r| r.cpu().as_ref());
+        self.make_dirs(false, cpu)?;
+        let none = LinuxResources::default();
+        self.set(resources.unwrap_or(&none), true)
+    }
+
+    /// Makes the planned directories of the unified hierarchy (`unified`)
+    /// or of the others.
+    fn make_dirs(
+        &mut self,
+        unified: bool,
+        cpu: Option<&oci_spec::runtime::LinuxCpu>,
+    ) -> Result<()> {
+        let names: Vec<String> = self
+            .planned
+            .keys()
+            .filter(|n| (n.as_str() == UNIFIED) == unified)
+            .cloned()
+            .collect();
         // A directory is recorded once made: should making another fail, the
         // clean-up must not kill processes of a cgroup that is not ours.
-        let planned = std::mem::take(&mut self.paths.dirs);
-        for (name, dir) in planned {
+        for name in names {
+            let Some(dir) = self.planned.remove(&name) else {
+                continue;
+            };
             let made = match paths::make_dir(&dir)? {
                 paths::Made::Created(made) => made,
                 paths::Made::Denied(e) => {
@@ -342,13 +394,7 @@ impl Manager {
                 v1::init_cpuset(&made, cpu)?;
             }
         }
-        if matches!(self.paths.mode, Some(Mode::V2) | Some(Mode::Hybrid))
-            && let Some(dir) = self.paths.unified()
-        {
-            let _ = self.dir_fd.set(Some(open_dir(dir)?));
-        }
-        let none = LinuxResources::default();
-        self.set(resources.unwrap_or(&none), true)
+        Ok(())
     }
 
     /// A descriptor of the container's cgroup2 directory for clone3's

@@ -90,7 +90,7 @@ pub fn prepare_on_host(
     spec: &Spec,
     bundle: &Path,
     layout: &crate::cgroups::Layout,
-    cgroups: &crate::cgroups::CgroupPaths,
+    cgroups: &BTreeMap<String, PathBuf>,
 ) -> Result<HostPrep> {
     let needs_cgroups = spec
         .mounts()
@@ -100,7 +100,7 @@ pub fn prepare_on_host(
     let mut cgroup_dirs = BTreeMap::new();
     if needs_cgroups {
         for h in &layout.hierarchies {
-            let dir = match cgroups.dirs.get(&h.name) {
+            let dir = match cgroups.get(&h.name) {
                 Some(dir) => dir.clone(),
                 None => {
                     let own = layout
