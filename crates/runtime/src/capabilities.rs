@@ -64,11 +64,30 @@ fn mask(set: Option<&HashSet<Capability>>, supported: u64) -> Result<u64> {
     Ok(bits & supported)
 }
 
+/// The capabilities this kernel supports (up to
+/// /proc/sys/kernel/cap_last_cap), read once: probing each one with
+/// PR_CAPBSET_READ would cost a system call per capability per use.
+pub fn supported() -> &'static [Cap] {
+    static SUPPORTED: std::sync::OnceLock<Vec<Cap>> = std::sync::OnceLock::new();
+    SUPPORTED.get_or_init(|| {
+        let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .ok()
+            .and_then(|t| t.trim().parse::<u8>().ok());
+        let mut list: Vec<Cap> = match last {
+            Some(last) => caps::all()
+                .into_iter()
+                .filter(|c| c.index() <= last)
+                .collect(),
+            None => caps::runtime::thread_all_supported().into_iter().collect(),
+        };
+        list.sort_by_key(|c| c.index());
+        list
+    })
+}
+
 /// All capabilities this kernel supports, as a mask.
 pub fn supported_mask() -> u64 {
-    caps::runtime::thread_all_supported()
-        .iter()
-        .fold(0, |m, c| m | c.bitmask())
+    supported().iter().fold(0, |m, c| m | c.bitmask())
 }
 
 impl CapSets {
@@ -89,7 +108,7 @@ impl CapSets {
 
     /// Drops from the bounding set everything not in `self.bounding`.
     pub fn apply_bounding(&self) -> Result<()> {
-        for cap in caps::runtime::thread_all_supported() {
+        for &cap in supported() {
             if self.bounding & cap.bitmask() == 0 {
                 caps::drop(None, CapSet::Bounding, cap).map_err(|e| {
                     Error::Other(format!("dropping {cap} from the bounding set: {e}"))
@@ -109,11 +128,14 @@ impl CapSets {
         }
         sys::capset(self.effective, self.permitted, self.inheritable)
             .map_err(|e| Error::sys("capset", format!("{self:x?}"), e))?;
-        if self.ambient != 0 || caps::runtime::ambient_set_supported().is_ok() {
-            caps::clear(None, CapSet::Ambient)
-                .map_err(|e| Error::Other(format!("clearing the ambient set: {e}")))?;
+        // Kernels without ambient capabilities (before 4.3) refuse the clear;
+        // there is then nothing to clear.
+        if let Err(e) = caps::clear(None, CapSet::Ambient)
+            && self.ambient != 0
+        {
+            return Err(Error::Other(format!("clearing the ambient set: {e}")));
         }
-        for cap in caps::runtime::thread_all_supported() {
+        for &cap in supported() {
             if self.ambient & cap.bitmask() == 0 {
                 continue;
             }

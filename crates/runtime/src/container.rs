@@ -317,10 +317,18 @@ impl Runtime {
             // From here on a failure runs the poststop hooks (lifecycle step 12).
             cleanup.poststop = Some((h.clone(), state_json.clone()));
         }
-        parent_chan.send_with_fds(
+        let go = parent_chan.send_with_fds(
             &Msg::Go(String::from_utf8_lossy(&state_json).into_owned()),
             &cgroup_join,
-        )?;
+        );
+        if let Err(e) = go {
+            // The init may have failed before it wanted "go": its reason is
+            // worth more than the broken pipe.
+            return Err(match parent_chan.recv() {
+                Ok(Some(Msg::Error(text))) => Error::Init(text),
+                _ => e,
+            });
+        }
         drop(cgroup_join);
         loop {
             match parent_chan.recv()? {
@@ -350,7 +358,12 @@ impl Runtime {
             None => None,
         };
 
-        record.status = Status::Created;
+        // `run` starts the container right away: one state write, already
+        // saying running (the init is a few microseconds from its exec).
+        record.status = match mode {
+            Mode::Create => Status::Created,
+            Mode::Run => Status::Running,
+        };
         let dir = cleanup.dir.take().expect("set above");
         if let Err(e) = dir.save(&record) {
             cleanup.dir = Some(dir);
@@ -390,9 +403,23 @@ impl Runtime {
             }
             Some(other) => return Err(Error::Other(format!("sync: unexpected {other:?}"))),
         }
-        created.record.status = Status::Running;
-        self.root.open(&created.record.id)?.save(&created.record)?;
         run_poststart(&created.spec, &created.record);
+        Ok(())
+    }
+
+    /// Deletes a container started by `run` once its init process has been
+    /// reaped, from what `run` holds in memory (no state to read back): its
+    /// cgroups, its state directory, then the poststop hooks.
+    pub fn delete_exited(&self, created: Created) -> Result<()> {
+        let dir = self.root.open(&created.record.id)?;
+        let cg = Manager::from_paths(created.record.cgroup.clone());
+        destroy_cgroups(&cg)?;
+        dir.remove()?;
+        if hooks::any(created.spec.hooks().as_ref(), &[Kind::Poststop]) {
+            let state =
+                serde_json::to_vec(&created.record.oci_state(Status::Stopped)).unwrap_or_default();
+            hooks::run_all_warn(created.spec.hooks().as_ref(), Kind::Poststop, &state);
+        }
         Ok(())
     }
 

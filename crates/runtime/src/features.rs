@@ -73,7 +73,7 @@ pub const MOUNT_OPTIONS: &[&str] = &[
 
 /// The features document.
 pub fn features() -> Value {
-    let mut caps: Vec<String> = caps::runtime::thread_all_supported()
+    let mut caps: Vec<String> = crate::capabilities::supported()
         .iter()
         .map(|c| c.to_string())
         .collect();

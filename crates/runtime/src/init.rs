@@ -89,6 +89,29 @@ fn setup(init: &mut Init<'_>) -> Result<Infallible> {
         namespaces::unshare_ns(init.plan.unshare_flags())?;
     }
 
+    let plan = init.plan;
+    let ctx = RootfsContext {
+        spec: init.spec,
+        rootfs: init.rootfs,
+        bundle: init.bundle,
+        new_mount_ns: plan.has(LinuxNamespaceType::Mount),
+        user_ns: plan.has(LinuxNamespaceType::User),
+        cgroup_ns: plan.has(LinuxNamespaceType::Cgroup),
+        host: init.rootfs_host,
+    };
+    // Without a user namespace nothing of the set-up waits for the runtime's
+    // uid maps: do all that does not need the cgroups now, while the runtime
+    // makes them on the other CPU.
+    let early = !plan.has(LinuxNamespaceType::User);
+    let mut rootfs = None;
+    if early {
+        join_and_name(init)?;
+        rootfs = mounts::begin_rootfs(&ctx)?;
+        if let Some(r) = rootfs.as_mut() {
+            r.mount_before_cgroups(&ctx)?;
+        }
+    }
+
     let state = match init.chan.recv_with_fds()? {
         (Some(Msg::Go(state)), cgroup_join) => {
             // Into the v1 cgroups (the runtime opened their files) before the
@@ -100,47 +123,30 @@ fn setup(init: &mut Init<'_>) -> Result<Infallible> {
         (other, _) => return Err(Error::Init(format!("expected go, got {other:?}"))),
     };
 
-    let plan = init.plan;
-    if plan.creates(LinuxNamespaceType::User)
-        && namespaces::maps_root(init.linux.uid_mappings().as_ref())
-        && namespaces::maps_root(init.linux.gid_mappings().as_ref())
-    {
-        process::become_root_in_userns()?;
-    }
-    for join in &plan.join {
-        // A joined user namespace was entered first of all.
-        if join.typ != LinuxNamespaceType::User {
-            namespaces::enter(join)?;
+    if !early {
+        if plan.creates(LinuxNamespaceType::User)
+            && namespaces::maps_root(init.linux.uid_mappings().as_ref())
+            && namespaces::maps_root(init.linux.gid_mappings().as_ref())
+        {
+            process::become_root_in_userns()?;
         }
+        join_and_name(init)?;
     }
     // Read now: after the root changes, /proc is the container's (if any).
     let setgroups_allowed = !plan.has(LinuxNamespaceType::User) || setgroups_allowed();
     if plan.creates(LinuxNamespaceType::Cgroup) && !init.cgroup_ns_done {
         namespaces::unshare_ns(CloneFlags::CLONE_NEWCGROUP)?;
     }
-    if plan.creates(LinuxNamespaceType::Time) {
-        enter_new_time_ns(init.linux)?;
+    if !early {
+        rootfs = mounts::begin_rootfs(&ctx)?;
+        if let Some(r) = rootfs.as_mut() {
+            r.mount_before_cgroups(&ctx)?;
+        }
     }
-    if !init.no_new_keyring {
-        join_keyring(init.id)?;
-    }
-    if let Some(h) = init.spec.hostname().as_deref().filter(|h| !h.is_empty()) {
-        nix::unistd::sethostname(h).sys("sethostname", h)?;
-    }
-    if let Some(d) = init.spec.domainname().as_deref().filter(|d| !d.is_empty()) {
-        sys::setdomainname(d).map_err(|e| Error::sys("setdomainname", d, e))?;
-    }
-
-    let ctx = RootfsContext {
-        spec: init.spec,
-        rootfs: init.rootfs,
-        bundle: init.bundle,
-        new_mount_ns: plan.has(LinuxNamespaceType::Mount),
-        user_ns: plan.has(LinuxNamespaceType::User),
-        cgroup_ns: plan.has(LinuxNamespaceType::Cgroup),
-        host: init.rootfs_host,
+    let prepared = match rootfs {
+        Some(r) => r.finish(&ctx)?,
+        None => Default::default(),
     };
-    let prepared = mounts::prepare_rootfs(&ctx)?;
 
     let spec_hooks = init.spec.hooks().as_ref();
     if hooks::any(spec_hooks, &[Kind::Prestart, Kind::CreateRuntime]) {
@@ -245,6 +251,30 @@ fn create_in_joined_user_ns(init: &Init<'_>) -> Result<()> {
         }
         Err(e) => Err(Error::sys("clone3", "CLONE_PARENT (init)", e)),
     }
+}
+
+/// Joins the namespaces given by path (but a user namespace, entered first
+/// of all), makes the time namespace, the session keyring, and sets the
+/// host and domain names.
+fn join_and_name(init: &Init<'_>) -> Result<()> {
+    for join in &init.plan.join {
+        if join.typ != LinuxNamespaceType::User {
+            namespaces::enter(join)?;
+        }
+    }
+    if init.plan.creates(LinuxNamespaceType::Time) {
+        enter_new_time_ns(init.linux)?;
+    }
+    if !init.no_new_keyring {
+        join_keyring(init.id)?;
+    }
+    if let Some(h) = init.spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        nix::unistd::sethostname(h).sys("sethostname", h)?;
+    }
+    if let Some(d) = init.spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        sys::setdomainname(d).map_err(|e| Error::sys("setdomainname", d, e))?;
+    }
+    Ok(())
 }
 
 /// Accepts `start` connections on the listening socket until one sends the

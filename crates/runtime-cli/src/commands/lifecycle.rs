@@ -156,15 +156,18 @@ pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<u8> {
         let _ = rt.delete(&id, true);
         return Err(e.into());
     }
+    tracing::debug!("started");
     if args.detach {
         return Ok(0);
     }
     let status = attach(pid, pty, &forwarded);
+    tracing::debug!("exited");
     if !args.keep
-        && let Err(e) = rt.delete(&id, true)
+        && let Err(e) = rt.delete_exited(created)
     {
         tracing::warn!("deleting {id}: {e}");
     }
+    tracing::debug!("deleted");
     Ok(status? as u8)
 }
 

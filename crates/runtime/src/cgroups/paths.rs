@@ -321,6 +321,13 @@ fn is_denied(e: &std::io::Error) -> bool {
 /// container now uses is left alone.
 pub fn remove_dirs(dirs: &[PathBuf], leaves: &[&Path]) -> Result<()> {
     for dir in dirs.iter().rev() {
+        // Most cgroups are empty leaves: try the removal first and look at
+        // what is inside only when the kernel says there is something.
+        match std::fs::remove_dir(dir) {
+            Ok(()) => continue,
+            Err(e) if e.kind() == ErrorKind::NotFound => continue,
+            Err(_) => {}
+        }
         if leaves.contains(&dir.as_path()) {
             remove_children(dir)?;
         } else if has_children(dir)? {

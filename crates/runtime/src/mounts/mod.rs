@@ -194,12 +194,37 @@ fn refuse_without_mount_ns(spec: &Spec) -> Result<()> {
 }
 
 /// Sets up the root filesystem before the root is changed: propagation, the
-/// rootfs as a mount point, the config's mounts in order, and `/dev`.
+/// rootfs as a mount point, the config's mounts and `/dev` (all of
+/// [`begin_rootfs`] at once).
 pub fn prepare_rootfs(ctx: &RootfsContext<'_>) -> Result<Prepared> {
+    match begin_rootfs(ctx)? {
+        None => Ok(Prepared::default()),
+        Some(mut setup) => {
+            setup.mount_before_cgroups(ctx)?;
+            setup.finish(ctx)
+        }
+    }
+}
+
+/// A root filesystem being set up: the init mounts what does not depend
+/// on its cgroups while the runtime still makes them, and the rest after.
+pub struct RootfsSetup {
+    root: Root,
+    prepared: Prepared,
+    /// Index of the next config mount to make.
+    next: usize,
+    saved_umask: Mode,
+    t0: Instant,
+}
+
+/// Starts the root filesystem set-up: root propagation and the rootfs as a
+/// mount point of its own. `None` when the container has no mount namespace
+/// (nothing is mounted then).
+pub fn begin_rootfs(ctx: &RootfsContext<'_>) -> Result<Option<RootfsSetup>> {
     let t0 = Instant::now();
     if !ctx.new_mount_ns {
         refuse_without_mount_ns(ctx.spec)?;
-        return Ok(Prepared::default());
+        return Ok(None);
     }
     let propagation = root_propagation(ctx.spec)?;
     mount(
@@ -227,21 +252,43 @@ pub fn prepare_rootfs(ctx: &RootfsContext<'_>) -> Result<Prepared> {
         format!("bind {} onto itself", ctx.rootfs.display()),
     )?;
     let root = Root::open(ctx.rootfs)?;
-
     // Modes given in the config (devices, tmpfs) are meant exactly.
     let saved_umask = umask(Mode::empty());
-    let result = (|| {
-        let mut prepared = Prepared::default();
+    Ok(Some(RootfsSetup {
+        root,
+        prepared: Prepared::default(),
+        next: 0,
+        saved_umask,
+        t0,
+    }))
+}
+
+impl RootfsSetup {
+    /// Makes the config's mounts up to (not including) the first `cgroup`
+    /// mount, which needs the container's cgroups and cgroup namespace.
+    pub fn mount_before_cgroups(&mut self, ctx: &RootfsContext<'_>) -> Result<()> {
         let mounts = ctx.spec.mounts().as_deref().unwrap_or_default();
-        for (i, m) in mounts.iter().enumerate() {
-            mount_one(&root, i, m, ctx, &mut prepared)?;
+        while let Some(m) = mounts.get(self.next) {
+            if m.typ().as_deref() == Some("cgroup") {
+                break;
+            }
+            mount_one(&self.root, self.next, m, ctx, &mut self.prepared)?;
+            self.next += 1;
         }
-        devices::setup(&root, ctx.spec, ctx.user_ns, dev_bind_mount(mounts))?;
-        Ok(prepared)
-    })();
-    umask(saved_umask);
-    tracing::debug!(us = t0.elapsed().as_micros() as u64, "rootfs prepared");
-    result
+        Ok(())
+    }
+
+    /// Makes the remaining mounts and `/dev`.
+    pub fn finish(mut self, ctx: &RootfsContext<'_>) -> Result<Prepared> {
+        let mounts = ctx.spec.mounts().as_deref().unwrap_or_default();
+        for (i, m) in mounts.iter().enumerate().skip(self.next) {
+            mount_one(&self.root, i, m, ctx, &mut self.prepared)?;
+        }
+        devices::setup(&self.root, ctx.spec, ctx.user_ns, dev_bind_mount(mounts))?;
+        umask(self.saved_umask);
+        tracing::debug!(us = self.t0.elapsed().as_micros() as u64, "rootfs prepared");
+        Ok(self.prepared)
+    }
 }
 
 /// Whether a mount is a bind mount (by type or option).
