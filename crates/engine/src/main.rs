@@ -1,11 +1,18 @@
-//! `capsa`: a container engine with Docker's command line. This binary
-//! holds the image commands (load, save, import, images, tag, rmi, image
-//! inspect/history/prune, system df) over the `capsa_images` store.
+//! `capsa`: a container engine with Docker's command line, daemonless:
+//! the image commands over the `capsa_images` store, and the container and
+//! volume commands (`run`, `ps`, `exec`, ...) with a small monitor process
+//! per container.
 
 mod commands;
+mod container;
+mod ctx;
+mod events;
 mod format;
+mod monitor_bin;
+mod names;
 mod sys;
 mod units;
+mod volumes;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,7 +23,7 @@ use commands::images::{
     HistoryArgs, ImagesArgs, ImportArgs, InspectArgs, LoadArgs, PruneArgs, RmiArgs, SaveArgs,
     TagArgs,
 };
-use commands::system::DfArgs;
+use commands::system::{DfArgs, EventsArgs, FormatArgs, SystemPruneArgs};
 
 /// capsa: a container engine (Docker's command line).
 #[derive(Parser)]
@@ -57,6 +64,19 @@ enum Command {
         #[command(subcommand)]
         command: SystemCommand,
     },
+    #[command(flatten)]
+    Containers(Box<commands::containers::Command>),
+    /// Manage volumes
+    Volume {
+        #[command(subcommand)]
+        command: commands::volumes::VolumeCommand,
+    },
+    /// Display system-wide information
+    Info(FormatArgs),
+    /// Show the capsa version information
+    Version(FormatArgs),
+    /// Get real time events from the server
+    Events(EventsArgs),
 }
 
 #[derive(Subcommand)]
@@ -87,6 +107,12 @@ enum ImageCommand {
 enum SystemCommand {
     /// Show capsa disk usage
     Df(DfArgs),
+    /// Remove unused data
+    Prune(SystemPruneArgs),
+    /// Display system-wide information
+    Info(FormatArgs),
+    /// Get real time events from the server
+    Events(EventsArgs),
 }
 
 fn main() -> ExitCode {
@@ -122,9 +148,17 @@ fn main() -> ExitCode {
         Command::Tag(a) => commands::images::tag(&root, a),
         Command::Rmi(a) => commands::images::rmi(&root, a),
         Command::History(a) => commands::images::history(&root, a),
-        Command::System {
-            command: SystemCommand::Df(a),
-        } => commands::system::df(&root, a),
+        Command::System { command } => match command {
+            SystemCommand::Df(a) => commands::system::df(&root, a),
+            SystemCommand::Prune(a) => commands::system::prune(&root, a),
+            SystemCommand::Info(a) => commands::system::info(&root, a),
+            SystemCommand::Events(a) => commands::system::events(&root, a),
+        },
+        Command::Containers(c) => commands::containers::dispatch(&root, *c),
+        Command::Volume { command } => commands::volumes::dispatch(&root, command),
+        Command::Info(a) => commands::system::info(&root, a),
+        Command::Version(a) => commands::system::version(a),
+        Command::Events(a) => commands::system::events(&root, a),
     };
     match r {
         Ok(code) => code,

@@ -22,3 +22,103 @@ pub fn local_offset(unix: i64) -> (i64, String) {
     };
     (tm.tm_gmtoff, zone)
 }
+
+/// fork(2).
+///
+/// The caller must be single-threaded (the child gets a copy of the one
+/// thread) and the child must end with exec or [`exit_now`], never by
+/// returning through the parent's frames.
+pub fn fork() -> nix::Result<nix::unistd::ForkResult> {
+    // SAFETY: capsa is single-threaded when it forks (no thread holds a lock
+    // the child could need), and the child only execs or exits.
+    unsafe { nix::unistd::fork() }
+}
+
+/// _exit(2): ends the process at once, without running destructors or
+/// atexit handlers (for a forked child sharing the parent's open files).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit takes an integer and never returns.
+    unsafe { libc::_exit(code) }
+}
+
+/// Closes every descriptor from 3 up except those in `keep`.
+pub fn close_fds_except(keep: &[i32]) {
+    let mut keep: Vec<u32> = keep
+        .iter()
+        .filter(|&&f| f >= 3)
+        .map(|&f| f as u32)
+        .collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut from = 3u32;
+    for k in keep {
+        if k > from {
+            // SAFETY: close_range takes integers only.
+            unsafe { libc::close_range(from, k - 1, 0) };
+        }
+        from = k + 1;
+    }
+    // SAFETY: as above.
+    unsafe { libc::close_range(from, u32::MAX, 0) };
+}
+
+/// Sets the IFF_UP flag of interface `lo` in the calling thread's network
+/// namespace (a new namespace's loopback is down).
+pub fn loopback_up() -> nix::Result<()> {
+    use std::os::fd::AsRawFd;
+    let sock = nix::sys::socket::socket(
+        nix::sys::socket::AddressFamily::Inet,
+        nix::sys::socket::SockType::Datagram,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    // SAFETY: ifreq is plain old data; zeroed is a valid value.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in ifr.ifr_name.iter_mut().zip(b"lo") {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: `ifr` is a valid ifreq for SIOCGIFFLAGS, which fills ifru_flags.
+    let r = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut ifr) };
+    nix::errno::Errno::result(r)?;
+    // SAFETY: the union's flags member was just set by the kernel.
+    unsafe { ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+    // SAFETY: `ifr` is a valid ifreq for SIOCSIFFLAGS.
+    let r = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &ifr) };
+    nix::errno::Errno::result(r).map(drop)
+}
+
+/// Clears FD_CLOEXEC on `fd`, so that it survives the next exec.
+pub fn keep_across_exec(fd: i32) -> nix::Result<()> {
+    // SAFETY: fcntl(F_SETFD) takes integers only.
+    let r = unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+    nix::errno::Errno::result(r).map(drop)
+}
+
+/// pidfd_open(2): a descriptor that becomes readable when process `pid` exits.
+pub fn pidfd_open(pid: i32) -> nix::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open takes integers only.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let fd = nix::errno::Errno::result(r)? as i32;
+    // SAFETY: the kernel just gave us this descriptor; nothing else owns it.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// Waits until `fd` is readable or `timeout` passes; true if readable.
+pub fn wait_readable(
+    fd: &impl std::os::fd::AsFd,
+    timeout: std::time::Duration,
+) -> nix::Result<bool> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+    loop {
+        match poll(
+            &mut fds,
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+        ) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            r => return r.map(|n| n > 0),
+        }
+    }
+}

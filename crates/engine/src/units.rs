@@ -19,6 +19,19 @@ pub fn human_size_with_precision(size: f64, precision: usize) -> String {
     format!("{}{}", format_g(size, precision), DECIMAL_UNITS[i])
 }
 
+/// go-units `BytesSize`: binary units (KiB, MiB, ...) with four
+/// significant digits, as `docker stats` prints memory.
+pub fn human_size_binary(size: f64) -> String {
+    const UNITS: [&str; 9] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"];
+    let mut size = size;
+    let mut i = 0;
+    while size >= 1024.0 && i < UNITS.len() - 1 {
+        size /= 1024.0;
+        i += 1;
+    }
+    format!("{}{}", format_g(size, 4), UNITS[i])
+}
+
 /// go-units `HumanSize`: four significant digits.
 pub fn human_size(size: f64) -> String {
     human_size_with_precision(size, 4)
@@ -205,6 +218,64 @@ pub fn parse_go_duration(s: &str) -> Option<i64> {
     Some(if neg { -secs } else { secs })
 }
 
+/// go-units `RAMInBytes`, as Docker parses `-m`, `--shm-size`,
+/// `--memory-swap` and `max-size`: a number with an optional binary unit
+/// (`b`, `k`, `m`, `g`, `t`, `p`, optionally followed by `b` or `ib`),
+/// case-insensitive: `256m` = 268435456, `1.5g`.
+pub fn parse_size(s: &str) -> anyhow::Result<i64> {
+    let bad = || anyhow::anyhow!("invalid size: '{s}'");
+    let t = s.trim();
+    let num_len = t
+        .bytes()
+        .take_while(|b| b.is_ascii_digit() || *b == b'.')
+        .count();
+    if num_len == 0 {
+        return Err(bad());
+    }
+    let value: f64 = t[..num_len].parse().map_err(|_| bad())?;
+    let unit = t[num_len..].trim_start().to_ascii_lowercase();
+    let unit = unit
+        .strip_suffix("ib")
+        .or_else(|| unit.strip_suffix('b'))
+        .unwrap_or(&unit);
+    let mult: f64 = match unit {
+        "" => 1.0,
+        "k" => 1024.0,
+        "m" => 1024.0 * 1024.0,
+        "g" => 1024.0 * 1024.0 * 1024.0,
+        "t" => 1024f64.powi(4),
+        "p" => 1024f64.powi(5),
+        _ => return Err(bad()),
+    };
+    Ok((value * mult) as i64)
+}
+
+/// A Docker timestamp (see [`parse_timestamp`]) in nanoseconds, keeping
+/// the fraction of `SECONDS.NANOS` and RFC 3339 forms.
+pub fn parse_timestamp_ns(s: &str) -> Option<i64> {
+    if let Some((secs, frac)) = s.split_once('.')
+        && !secs.is_empty()
+        && secs.bytes().all(|b| b.is_ascii_digit())
+        && frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        let mut n: i64 = 0;
+        for (i, c) in frac.bytes().take(9).enumerate() {
+            n += (c - b'0') as i64 * 10i64.pow(8 - i as u32);
+        }
+        return Some(secs.parse::<i64>().ok()? * 1_000_000_000 + n);
+    }
+    if s.contains('T') && s.contains('.') {
+        return crate::container::logs::parse_rfc3339_ns(s);
+    }
+    parse_timestamp(s).map(|t| t * 1_000_000_000)
+}
+
+/// Docker's `Up 3 seconds` / `Exited (0) 2 minutes ago` duration words
+/// (go-units HumanDuration), from nanoseconds.
+pub fn human_duration_ns(ns: i64) -> String {
+    human_duration(ns / 1_000_000_000)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,5 +316,19 @@ mod tests {
         assert_eq!(parse_timestamp("2023-11-14T22:13:20Z"), Some(1700000000));
         assert_eq!(parse_timestamp("1970-01-02"), Some(86400));
         assert!(parse_timestamp("yesterday").is_none());
+    }
+
+    #[test]
+    fn sizes_like_ram_in_bytes() {
+        assert_eq!(parse_size("256m").unwrap(), 256 << 20);
+        assert_eq!(parse_size("1.5g").unwrap(), 3 << 29);
+        assert_eq!(parse_size("10k").unwrap(), 10240);
+        assert_eq!(parse_size("32MiB").unwrap(), 32 << 20);
+        assert_eq!(parse_size("100").unwrap(), 100);
+        assert_eq!(parse_size("64mb").unwrap(), 64 << 20);
+        assert!(parse_size("12q").unwrap_err().to_string().contains("12q"));
+        assert!(parse_size("").is_err());
+        assert!(parse_size("m").is_err());
+        assert_eq!(parse_timestamp_ns("10.5"), Some(10_500_000_000));
     }
 }

@@ -4,6 +4,7 @@
 //! config into an OCI runtime config.
 
 pub mod changes;
+pub mod commit;
 pub mod db;
 pub mod digest;
 pub mod error;

@@ -185,6 +185,54 @@ impl Store {
         tx.commit().map_err(|e| self.db().err(e))
     }
 
+    /// Mounts the existing rootfs `id` again (its overlay is gone after a
+    /// reboot), from the layers recorded for it; its upper layer is kept.
+    pub fn remount_rootfs(&self, id: &str) -> Result<()> {
+        check_id(id)?;
+        let chains: Vec<String> = self.db().rows(
+            "SELECT chain_id FROM rootfs_layers WHERE rootfs = ?1",
+            [id],
+            |r| r.get(0),
+        )?;
+        let mut layers = Vec::new();
+        for c in &chains {
+            layers.push(
+                self.db().layer(c)?.ok_or_else(|| {
+                    Error::Other(format!("rootfs {id}: layer {c} is not recorded"))
+                })?,
+            );
+        }
+        // Top first: start from the layer no other one has as parent.
+        let mut lowers = Vec::new();
+        let mut next = layers
+            .iter()
+            .find(|l| {
+                !layers
+                    .iter()
+                    .any(|o| o.parent.as_deref() == Some(&l.chain_id))
+            })
+            .map(|l| l.chain_id.clone());
+        while let Some(chain) = next {
+            let d = Digest::parse(&chain)?;
+            if !self.has_snapshot(&d) {
+                return Err(Error::Other(format!(
+                    "rootfs {id}: the snapshot of layer {chain} is missing"
+                )));
+            }
+            lowers.push(self.snapshot_dir(&d).join("fs"));
+            next = layers
+                .iter()
+                .find(|l| l.chain_id == chain)
+                .and_then(|l| l.parent.clone())
+                .filter(|p| chains.contains(p));
+        }
+        let dir = self.rootfs_dir(id);
+        if lowers.is_empty() {
+            lowers.push(dir.join("empty"));
+        }
+        mount_overlay(&dir, &lowers, MountMethod::Auto)
+    }
+
     /// The prepared rootfs, oldest first.
     pub fn list_rootfs(&self) -> Result<Vec<Rootfs>> {
         let rows: Vec<(String, String)> = self.db().rows(

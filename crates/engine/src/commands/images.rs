@@ -159,13 +159,13 @@ pub struct PruneArgs {
 }
 
 /// The config blob of an image as JSON.
-fn config_json(store: &Store, id: &str) -> Result<Value> {
+pub(crate) fn config_json(store: &Store, id: &str) -> Result<Value> {
     let d = Digest::parse(id)?;
     let bytes = store.read_blob(&d, MAX_DOCUMENT)?;
     serde_json::from_slice(&bytes).with_context(|| format!("image config {id}"))
 }
 
-fn short_id(id: &str, trunc: bool) -> String {
+pub(crate) fn short_id(id: &str, trunc: bool) -> String {
     if trunc {
         id.strip_prefix("sha256:")
             .unwrap_or(id)
@@ -178,7 +178,7 @@ fn short_id(id: &str, trunc: bool) -> String {
 }
 
 /// Go's path.Match: `*` and `?` do not match '/', `[...]` classes.
-fn glob(pattern: &str, name: &str) -> bool {
+pub(crate) fn glob(pattern: &str, name: &str) -> bool {
     fn m(p: &[char], s: &[char]) -> bool {
         match p.first() {
             None => s.is_empty(),
@@ -219,7 +219,7 @@ fn glob(pattern: &str, name: &str) -> bool {
 }
 
 /// `label=KEY` / `label=KEY=VALUE` against an image's labels.
-fn label_matches(labels: &Map<String, Value>, filter: &str) -> bool {
+pub(crate) fn label_matches(labels: &Map<String, Value>, filter: &str) -> bool {
     match filter.split_once('=') {
         Some((k, v)) => labels.get(k).and_then(Value::as_str) == Some(v),
         None => labels.contains_key(filter),
@@ -460,7 +460,7 @@ struct InspectConfig {
 /// Docker's image inspect document.
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
-struct InspectImage {
+pub(crate) struct InspectImage {
     id: String,
     repo_tags: Vec<String>,
     repo_digests: Vec<String>,
@@ -483,7 +483,7 @@ struct InspectImage {
     metadata: Value,
 }
 
-fn inspect_doc(store: &Store, row: &ImageRow) -> Result<InspectImage> {
+pub(crate) fn inspect_doc(store: &Store, row: &ImageRow) -> Result<InspectImage> {
     let cfg = config_json(store, &row.id)?;
     let c = cfg.get("config").cloned().unwrap_or(Value::Null);
     let s = |v: &Value, k: &str| {
@@ -575,7 +575,7 @@ fn inspect_doc(store: &Store, row: &ImageRow) -> Result<InspectImage> {
 }
 
 /// JSON indented with four spaces and Go's escaping, as `docker inspect`.
-fn indented_json(v: &impl Serialize) -> Result<String> {
+pub(crate) fn indented_json(v: &impl Serialize) -> Result<String> {
     let mut buf = Vec::new();
     let mut ser = serde_json::Serializer::with_formatter(
         &mut buf,
@@ -869,23 +869,42 @@ pub fn prune(root: &Path, a: PruneArgs) -> Result<ExitCode> {
         } else {
             "WARNING! This will remove all dangling images."
         };
-        print!("{warning}\nAre you sure you want to continue? [y/N] ");
-        io::stdout().flush()?;
-        let mut line = String::new();
-        io::stdin().read_line(&mut line)?;
-        if !matches!(line.trim(), "y" | "Y") {
+        if !super::confirm(warning)? {
             return Ok(ExitCode::SUCCESS);
         }
     }
     let store = open_store(root)?;
+    let (removed, bytes) = prune_images(&store, all, &filters)?;
+    let mut out = io::stdout().lock();
+    if !removed.is_empty() {
+        writeln!(out, "Deleted Images:")?;
+        print_removed(&mut out, &removed, false)?;
+        writeln!(out)?;
+    }
+    writeln!(
+        out,
+        "Total reclaimed space: {}",
+        units::human_size(bytes as f64)
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Deletes the images no container uses (untagged ones only unless `all`)
+/// matching `filters` (until, label, label!), then unreferenced layers;
+/// returns what was removed and the bytes reclaimed.
+pub(crate) fn prune_images(
+    store: &Store,
+    all: bool,
+    filters: &[(String, String)],
+) -> Result<(Vec<Removed>, u64)> {
     let _lock = store.lock_exclusive()?;
     let users: HashMap<String, i64> = store.db().rootfs_counts()?.into_iter().collect();
     let mut removed = Vec::new();
-    for l in list_images(&store)? {
+    for l in list_images(store)? {
         if users.contains_key(&l.row.id) || (!all && !l.tags.is_empty()) {
             continue;
         }
-        let cfg = config_json(&store, &l.row.id)?;
+        let cfg = config_json(store, &l.row.id)?;
         let labels = labels_of(&cfg);
         let ok = filters.iter().all(|(k, v)| match k.as_str() {
             "until" => units::parse_timestamp(v).is_some_and(|t| l.row.created_unix < t),
@@ -899,18 +918,12 @@ pub fn prune(root: &Path, a: PruneArgs) -> Result<ExitCode> {
     }
     let collected = store.collect_garbage()?;
     removed.extend(collected.layers.iter().cloned().map(Removed::Deleted));
-    let mut out = io::stdout().lock();
-    if !removed.is_empty() {
-        writeln!(out, "Deleted Images:")?;
-        print_removed(&mut out, &removed, false)?;
-        writeln!(out)?;
-    }
-    writeln!(
-        out,
-        "Total reclaimed space: {}",
-        units::human_size(collected.bytes as f64)
-    )?;
-    Ok(ExitCode::SUCCESS)
+    Ok((removed, collected.bytes))
+}
+
+/// Prints removal steps as `rmi` and `image prune` do.
+pub(crate) fn print_removals(out: &mut impl Write, removed: &[Removed]) -> Result<()> {
+    print_removed(out, removed, false)
 }
 
 #[cfg(test)]

@@ -1,7 +1,13 @@
 //! The commands of `capsa`, one module per command group.
 
+pub mod containers;
+pub mod exec;
+pub mod files;
 pub mod images;
+pub mod run;
+pub mod session;
 pub mod system;
+pub mod volumes;
 
 use std::path::Path;
 
@@ -43,4 +49,15 @@ pub fn parse_filters(
         out.push((k, v.to_string()));
     }
     Ok(out)
+}
+
+/// Asks `warning` + "Are you sure you want to continue? [y/N]" on the
+/// terminal; true for yes.
+pub fn confirm(warning: &str) -> anyhow::Result<bool> {
+    use std::io::Write as _;
+    print!("{warning}\nAre you sure you want to continue? [y/N] ");
+    std::io::stdout().flush()?;
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    Ok(matches!(line.trim(), "y" | "Y"))
 }

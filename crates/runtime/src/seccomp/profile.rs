@@ -24,7 +24,7 @@ const ALLOWED: &[&str] = &[
     "sendfile64", "setxattr", "setxattrat", "splice", "stat", "stat64", "statfs", "statfs64",
     "statx", "symlink", "symlinkat", "sync", "sync_file_range", "syncfs", "tee", "truncate",
     "truncate64", "umask", "unlink", "unlinkat", "utime", "utimensat", "utimensat_time64", "utimes",
-    "vmsplice", "write", "writev", "file_getattr", "file_setattr",
+    "vmsplice", "write", "writev", "file_getattr", "file_setattr", "pipe", "pipe2", "cachestat",
     // events, polling and asynchronous I/O
     "epoll_create", "epoll_create1", "epoll_ctl", "epoll_ctl_old", "epoll_pwait", "epoll_pwait2",
     "epoll_wait", "epoll_wait_old", "eventfd", "eventfd2", "fanotify_mark", "inotify_add_watch",
@@ -36,7 +36,7 @@ const ALLOWED: &[&str] = &[
     // memory
     "brk", "madvise", "membarrier", "memfd_create", "memfd_secret", "mincore", "mlock", "mlock2",
     "mlockall", "mmap", "mmap2", "mprotect", "mremap", "msync", "munlock", "munlockall", "munmap",
-    "pkey_alloc", "pkey_free", "pkey_mprotect", "remap_file_pages", "mseal",
+    "pkey_alloc", "pkey_free", "pkey_mprotect", "remap_file_pages", "mseal", "map_shadow_stack",
     // processes, threads and identity
     "arch_prctl", "capget", "capset", "execve", "execveat", "exit", "exit_group", "fork", "futex",
     "futex_requeue", "futex_time64", "futex_wait", "futex_waitv", "futex_wake", "get_robust_list",
@@ -249,6 +249,8 @@ mod tests {
         assert_eq!(run(&plain, 101, 0), allow); // ptrace (safe since Linux 4.8)
         assert_eq!(run(&plain, 169, 0), eperm); // reboot
         assert_eq!(run(&plain, 246, 0), eperm); // kexec_load: never
+        assert_eq!(run(&plain, 22, 0), allow); // pipe
+        assert_eq!(run(&plain, 293, 0), allow); // pipe2
         assert!(
             plain.program.len() < 1000,
             "{} instructions",

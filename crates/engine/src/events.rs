@@ -1,0 +1,88 @@
+//! The event log: one JSON object per line in `<root>/events.log`, in
+//! the shape of Docker's events API, appended by every command that
+//! changes a container or volume (one `write` with O_APPEND each, so
+//! concurrent writers never interleave). `capsa events` reads and follows
+//! it. When it passes [`MAX_SIZE`] it is moved to `events.log.1`.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::container::{Container, now_ns};
+use crate::ctx::Ctx;
+
+/// Size at which the log is rotated.
+pub const MAX_SIZE: u64 = 4 << 20;
+
+/// Appends an event; failures to record it never fail the command.
+pub fn emit(ctx: &Ctx, kind: &str, action: &str, id: &str, attrs: BTreeMap<String, String>) {
+    let ns = now_ns();
+    let mut v = json!({
+        "Type": kind,
+        "Action": action,
+        "Actor": {"ID": id, "Attributes": attrs},
+        "scope": "local",
+        "time": ns / 1_000_000_000,
+        "timeNano": ns,
+    });
+    if kind == "container" {
+        v["status"] = json!(action);
+        v["id"] = json!(id);
+        if let Some(img) = v["Actor"]["Attributes"].get("image").cloned() {
+            v["from"] = img;
+        }
+    }
+    let mut line = serde_json::to_vec(&v).unwrap_or_default();
+    line.push(b'\n');
+    let path = ctx.events_path();
+    if std::fs::metadata(&path).is_ok_and(|m| m.len() > MAX_SIZE) {
+        let _ = std::fs::rename(&path, path.with_extension("log.1"));
+    }
+    let _ = append(&path, &line);
+}
+
+fn append(path: &Path, line: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(line)
+}
+
+/// A container event with Docker's attributes: image, name, the labels,
+/// and `extra` (exitCode, signal, ...).
+pub fn container(ctx: &Ctx, c: &Container, action: &str, extra: &[(&str, String)]) {
+    let mut attrs: BTreeMap<String, String> = c.settings.config.labels.clone();
+    attrs.insert("image".into(), c.settings.config.image.clone());
+    attrs.insert("name".into(), c.name.clone());
+    for (k, v) in extra {
+        attrs.insert(k.to_string(), v.clone());
+    }
+    emit(ctx, "container", action, &c.id, attrs);
+}
+
+/// A volume event.
+pub fn volume(ctx: &Ctx, name: &str, action: &str, extra: &[(&str, String)]) {
+    let mut attrs = BTreeMap::new();
+    attrs.insert("driver".to_string(), "local".to_string());
+    for (k, v) in extra {
+        attrs.insert(k.to_string(), v.clone());
+    }
+    emit(ctx, "volume", action, name, attrs);
+}
+
+/// Parses the log's lines (oldest file first); bad lines are skipped.
+pub fn read_all(ctx: &Ctx) -> Vec<Value> {
+    let path = ctx.events_path();
+    let mut out = Vec::new();
+    for p in [path.with_extension("log.1"), path] {
+        if let Ok(text) = std::fs::read_to_string(&p) {
+            out.extend(text.lines().filter_map(|l| serde_json::from_str(l).ok()));
+        }
+    }
+    out
+}
