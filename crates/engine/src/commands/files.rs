@@ -161,6 +161,50 @@ fn open_in(root: &Path, path: &str, nofollow: bool) -> nix::Result<OwnedFd> {
     openat2(&r, if rel.is_empty() { "." } else { rel }, how)
 }
 
+/// Finds `path` in the container root `root`: its directory is resolved
+/// inside the root, and the last component taken as it is there (a
+/// symlink stays a symlink) unless `follow`, when symlinks are followed
+/// inside the root too. Returns a descriptor to keep open and a path that
+/// names the entry through it.
+fn resolve_source(root: &Path, path: &str, follow: bool) -> nix::Result<(OwnedFd, PathBuf)> {
+    let mut p = path.trim_end_matches('/').to_string();
+    for _ in 0..40 {
+        let (parent, leaf) = match p.rsplit_once('/') {
+            Some((parent, leaf)) if !leaf.is_empty() && leaf != "." && leaf != ".." => (
+                if parent.is_empty() {
+                    "/".to_string()
+                } else {
+                    parent.to_string()
+                },
+                leaf.to_string(),
+            ),
+            // The root, or a path ending in . or ..: a directory, opened whole.
+            _ => {
+                let fd = open_in(root, if p.is_empty() { "/" } else { &p }, false)?;
+                let dir = fd_path(&fd).join(".");
+                return Ok((fd, dir));
+            }
+        };
+        let fd = open_in(root, &parent, false)?;
+        let entry = fd_path(&fd).join(&leaf);
+        let m = std::fs::symlink_metadata(&entry)
+            .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+        if follow && m.file_type().is_symlink() {
+            let target = std::fs::read_link(&entry)
+                .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+            let t = target.to_string_lossy();
+            p = if t.starts_with('/') {
+                t.trim_end_matches('/').to_string()
+            } else {
+                format!("{parent}/{t}")
+            };
+            continue;
+        }
+        return Ok((fd, entry));
+    }
+    Err(nix::errno::Errno::ELOOP)
+}
+
 fn fd_path(fd: &OwnedFd) -> PathBuf {
     PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
 }
@@ -217,16 +261,19 @@ fn copy_out(
     };
     let _frozen = Frozen::new(ctx, c)?;
     let root = container_root(ctx, c)?;
-    let fd = open_in(&root, &src_abs, !follow && !src.ends_with('/')).map_err(|e| match e {
+    let not_found = |e: nix::errno::Errno| match e {
         nix::errno::Errno::ENOENT => {
             anyhow!("Could not find the file {src_abs} in container {}", c.name)
         }
         e => anyhow!("{src_abs} in container {}: {e}", c.name),
-    })?;
-    let from = fd_path(&fd);
-    let meta = std::fs::symlink_metadata(&from)
-        .or_else(|_| std::fs::metadata(&from))
-        .context("stat")?;
+    };
+    let (_fd, from) = resolve_source(
+        &root,
+        &src_abs,
+        follow || src.ends_with('/') || src.ends_with("/."),
+    )
+    .map_err(not_found)?;
+    let meta = std::fs::symlink_metadata(&from).context("stat")?;
     let is_dir = meta.is_dir();
     if src.ends_with('/') && !is_dir {
         bail!("{src}: not a directory");

@@ -425,10 +425,12 @@ pub fn now_ns() -> i64 {
     s * 1_000_000_000 + n as i64
 }
 
-/// Docker's name rule: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`, a leading `/` allowed.
+/// Docker's name characters, `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, a leading `/`
+/// allowed. Unlike Docker (which wants two characters), one is enough:
+/// `--name s` is common in scripts and in capsa's own acceptance tests.
 pub fn valid_name(name: &str) -> Result<String> {
     let bare = name.strip_prefix('/').unwrap_or(name);
-    let ok = bare.len() >= 2
+    let ok = !bare.is_empty()
         && bare.len() <= 253
         && bare
             .bytes()
