@@ -1884,14 +1884,17 @@ pub fn create_container(ctx: &Ctx, f: &RunFlags) -> Result<Made> {
     c.settings.mounts = resolve_mounts(ctx, &id, &rootfs.merged, &wanted, &mut undo)?;
     let user = capsa_images::runtime_config::resolve_user(&rootfs.merged, &c.settings.config.user)?;
     let mut gids = user.additional_gids.clone();
-    gids.extend(group_ids(
-        &rootfs.merged,
-        c.settings
-            .host_config
-            .group_add
-            .as_deref()
-            .unwrap_or_default(),
-    )?);
+    let added = c
+        .settings
+        .host_config
+        .group_add
+        .as_deref()
+        .unwrap_or_default();
+    for g in group_ids(&rootfs.merged, added)? {
+        if !gids.contains(&g) {
+            gids.push(g);
+        }
+    }
     let env = spec::environment(&c.settings, &user.home);
     spec::write_etc_files(&dir, &c.settings)?;
     let join = joined_namespaces(ctx, &c.settings)?;

@@ -122,30 +122,68 @@ impl Follower {
     pub fn poll(&mut self) -> Vec<Entry> {
         let mut out = Vec::new();
         self.read_rest(&mut out);
-        // Rotated: the rest of the old file is read; now the new one.
-        let current = std::fs::metadata(&self.path).ok();
-        match current {
-            Some(m) if m.ino() != self.ino => {
-                if let Ok(f) = File::open(&self.path) {
-                    self.ino = m.ino();
-                    self.pos = 0;
-                    self.partial.clear();
-                    self.file = Some(f);
-                    self.read_rest(&mut out);
-                }
+        let Ok(m) = std::fs::metadata(&self.path) else {
+            return out;
+        };
+        if m.ino() != self.ino {
+            // Rotated, maybe several times since the last call: the files
+            // made after the one we held are read whole, oldest first.
+            for f in self.rotated_since() {
+                read_whole(f, &mut out);
             }
-            Some(m) if m.len() < self.pos => {
-                // Truncated in place (max-file=1).
+            if let Ok(f) = File::open(&self.path) {
+                self.ino = f.metadata().map(|m| m.ino()).unwrap_or(m.ino());
                 self.pos = 0;
                 self.partial.clear();
-                if let Some(f) = self.file.as_mut() {
-                    let _ = f.seek(SeekFrom::Start(0));
-                }
+                self.file = Some(f);
                 self.read_rest(&mut out);
             }
-            _ => {}
+        } else if m.len() < self.pos {
+            // Truncated in place.
+            self.pos = 0;
+            self.partial.clear();
+            if let Some(f) = self.file.as_mut() {
+                let _ = f.seek(SeekFrom::Start(0));
+            }
+            self.read_rest(&mut out);
         }
         out
+    }
+
+    /// The rotated files newer than the one held, oldest first, opened.
+    fn rotated_since(&self) -> Vec<File> {
+        let (Some(dir), Some(name)) = (self.path.parent(), self.path.file_name()) else {
+            return Vec::new();
+        };
+        let prefix = format!("{}.", name.to_string_lossy());
+        let mut numbered: Vec<(u32, PathBuf)> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let n = e
+                    .file_name()
+                    .to_string_lossy()
+                    .strip_prefix(&prefix)?
+                    .parse()
+                    .ok()?;
+                Some((n, e.path()))
+            })
+            .collect();
+        numbered.sort_by_key(|r| std::cmp::Reverse(r.0));
+        let opened: Vec<(u64, File)> = numbered
+            .into_iter()
+            .filter_map(|(_, p)| {
+                let f = File::open(p).ok()?;
+                Some((f.metadata().ok()?.ino(), f))
+            })
+            .collect();
+        // Ours gone (beyond max-file): every rotated file is newer.
+        let skip = opened
+            .iter()
+            .position(|(ino, _)| *ino == self.ino)
+            .map_or(0, |k| k + 1);
+        opened.into_iter().skip(skip).map(|(_, f)| f).collect()
     }
 
     fn read_rest(&mut self, out: &mut Vec<Entry>) {
@@ -162,6 +200,14 @@ impl Follower {
             let complete: Vec<u8> = self.partial.drain(..=last).collect();
             out.extend(complete.split(|&b| b == b'\n').filter_map(parse_line));
         }
+    }
+}
+
+/// Every complete message of a file.
+fn read_whole(mut f: File, out: &mut Vec<Entry>) {
+    let mut buf = Vec::new();
+    if f.read_to_end(&mut buf).is_ok() {
+        out.extend(buf.split(|&b| b == b'\n').filter_map(parse_line));
     }
 }
 
@@ -209,11 +255,21 @@ mod tests {
         std::fs::write(&p, line("b")).unwrap();
         let got: Vec<String> = f.poll().into_iter().map(|e| e.log).collect();
         assert_eq!(got, ["part\n", "b\n"]);
-        // Replaced by a new file (max-file=1).
+        // Two rotations between calls: the file in between is not lost.
+        std::fs::rename(&p, dir.path().join("c-json.log.2")).unwrap();
+        std::fs::write(dir.path().join("c-json.log.1"), line("mid")).unwrap();
+        std::fs::write(&p, line("new")).unwrap();
+        let got: Vec<String> = f.poll().into_iter().map(|e| e.log).collect();
+        assert_eq!(got, ["mid\n", "new\n"]);
+        assert_eq!(files(dir.path(), "c").len(), 3);
+        // Replaced by a new file (max-file=1: no numbered files).
+        let one = tempfile::tempdir().unwrap();
+        let p = one.path().join("d-json.log");
+        std::fs::write(&p, line("first")).unwrap();
+        let mut f = Follower::at_end(p.clone());
         std::fs::remove_file(&p).unwrap();
         std::fs::write(&p, line("c")).unwrap();
         let got: Vec<String> = f.poll().into_iter().map(|e| e.log).collect();
         assert_eq!(got, ["c\n"]);
-        assert_eq!(files(dir.path(), "c").len(), 2);
     }
 }

@@ -47,10 +47,13 @@ pub const INIT_PATH: &str = "/sbin/capsa-init";
 /// The default size of /dev/shm (64 MiB).
 pub const DEFAULT_SHM_SIZE: i64 = 64 << 20;
 
-/// Every capability name the kernel may know (for `--cap-add ALL` and `--privileged`).
+/// Every capability the kernel has and capsa itself may give (its own
+/// bounding set): `--cap-add ALL` and `--privileged`.
 pub fn all_caps() -> Vec<String> {
+    let ours = caps::read(None, caps::CapSet::Bounding).unwrap_or_default();
     capsa_runtime::capabilities::supported()
         .iter()
+        .filter(|c| ours.contains(c))
         .map(|c| c.to_string())
         .collect()
 }
