@@ -65,6 +65,8 @@ pub struct Config<'a> {
     pub exe: &'a [u8],
     /// capsa's `--root`.
     pub root: &'a [u8],
+    /// The attach socket, bound and listening already, or -1 (bind it here).
+    pub listen: Fd,
 }
 
 impl<'a> Config<'a> {
@@ -87,6 +89,7 @@ impl<'a> Config<'a> {
             max_file: 1,
             exe: b"",
             root: b"",
+            listen: -1,
         };
         for &a in args {
             let Some(eq) = a.iter().position(|&b| b == b'=') else {
@@ -111,6 +114,7 @@ impl<'a> Config<'a> {
                 b"max-file" => c.max_file = text::parse_u64(v).ok_or(a)? as u32,
                 b"exe" => c.exe = v,
                 b"root" => c.root = v,
+                b"listen" => c.listen = fd()?,
                 _ => return Err(a),
             }
         }
@@ -308,7 +312,12 @@ pub fn run(cfg: &Config<'_>, envp: *const *const u8) -> i32 {
     if sys::chdir(cfg.dir).is_err() {
         return 125;
     }
-    let listener = sys::listen_unix(ATTACH_SOCKET).unwrap_or(-1);
+    let listener = if cfg.listen >= 0 {
+        let _ = sys::set_cloexec(cfg.listen, true);
+        cfg.listen
+    } else {
+        sys::listen_unix(ATTACH_SOCKET).unwrap_or(-1)
+    };
     let log = if cfg.log.is_empty() {
         None
     } else {

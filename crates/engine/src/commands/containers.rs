@@ -568,7 +568,10 @@ fn start(ctx: &Ctx, a: StartArgs) -> Result<ExitCode> {
         proxy_to: if tty { 0 } else { sp.started.pid },
     })?;
     Ok(match outcome {
-        Outcome::Exited(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Outcome::Exited(code) => {
+            lifecycle::wait_stopped(ctx, &c.id, Duration::from_secs(10))?;
+            ExitCode::from(code.clamp(0, 255) as u8)
+        }
         _ => ExitCode::SUCCESS,
     })
 }

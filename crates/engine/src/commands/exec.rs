@@ -450,10 +450,15 @@ pub fn attach(ctx: &Ctx, a: AttachArgs) -> Result<ExitCode> {
         },
     )?
     .ok_or_else(|| {
-        anyhow!(
-            "cannot attach to container {}: its monitor is not running",
-            c.id
-        )
+        // It ended meanwhile, or nobody watches it any more.
+        if lifecycle::wait_stopped(ctx, &c.id, std::time::Duration::from_secs(5)).unwrap_or(false) {
+            anyhow!("You cannot attach to a stopped container, start it first")
+        } else {
+            anyhow!(
+                "cannot attach to container {}: its monitor is not running",
+                c.id
+            )
+        }
     })?;
     events::container(ctx, &c, "attach", &[]);
     let stdin = att.stdin.as_ref().and_then(|f| f.try_clone().ok());
@@ -471,9 +476,12 @@ pub fn attach(ctx: &Ctx, a: AttachArgs) -> Result<ExitCode> {
         session::resize(m.as_fd());
     }
     Ok(match outcome {
-        Outcome::Exited(code) => ExitCode::from(code.clamp(0, 255) as u8),
-        Outcome::Detached => ExitCode::SUCCESS,
-        Outcome::Gone => ExitCode::SUCCESS,
+        Outcome::Exited(code) => {
+            // Returns once the exit is recorded, as `run` does.
+            lifecycle::wait_stopped(ctx, &c.id, std::time::Duration::from_secs(10))?;
+            ExitCode::from(code.clamp(0, 255) as u8)
+        }
+        Outcome::Detached | Outcome::Gone => ExitCode::SUCCESS,
     })
 }
 

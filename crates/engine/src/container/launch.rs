@@ -145,6 +145,29 @@ pub struct Launched {
     pub pty: Option<OwnedFd>,
     /// Write end of its stdin pipe.
     pub stdin: Option<OwnedFd>,
+    /// The monitor's attach socket, listening already, so that clients
+    /// can connect as soon as the container runs.
+    pub listener: OwnedFd,
+}
+
+/// Binds and listens on `attach.sock` in the working directory (the
+/// container's), replacing a stale one.
+fn attach_listener() -> std::result::Result<OwnedFd, LaunchError> {
+    use nix::sys::socket::{Backlog, UnixAddr, bind, listen, socket};
+    let sock = socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| LaunchError::capsa(format!("socket: {e}")))?;
+    let name = super::attach::SOCKET;
+    let _ = std::fs::remove_file(name);
+    let addr = UnixAddr::new(name).map_err(|e| LaunchError::capsa(format!("{name}: {e}")))?;
+    bind(sock.as_raw_fd(), &addr)
+        .and_then(|_| listen(&sock, Backlog::new(16).unwrap_or(Backlog::MAXCONN)))
+        .map_err(|e| LaunchError::capsa(format!("attach socket {name}: {e}")))?;
+    Ok(sock)
 }
 
 fn pipe() -> std::result::Result<(OwnedFd, OwnedFd), LaunchError> {
@@ -212,6 +235,7 @@ impl Drop for ConsoleListener {
 pub fn launch_here(plan: &Plan) -> std::result::Result<Launched, LaunchError> {
     std::env::set_current_dir(&plan.dir)
         .map_err(|e| LaunchError::capsa(format!("chdir {}: {e}", plan.dir.display())))?;
+    let listener = attach_listener()?;
     let null = devnull()?;
     let mut out = None;
     let mut err = None;
@@ -260,6 +284,7 @@ pub fn launch_here(plan: &Plan) -> std::result::Result<Launched, LaunchError> {
         err,
         pty,
         stdin,
+        listener,
     })
 }
 
@@ -431,6 +456,7 @@ pub fn exec_monitor(plan: &Plan, l: &Launched, client: Option<&Client>) -> anyho
         format!("stdin-once={}", stdin_once as u8),
         format!("exe={}", plan.exe.display()),
         format!("root={}", plan.root.display()),
+        format!("listen={}", l.listener.as_raw_fd()),
     ];
     if let Some((size, files)) = plan.log {
         args.push(format!("log={}-json.log", plan.id));
@@ -442,6 +468,7 @@ pub fn exec_monitor(plan: &Plan, l: &Launched, client: Option<&Client>) -> anyho
         fd(l.err.as_ref()),
         fd(l.pty.as_ref()),
         stdin,
+        l.listener.as_raw_fd(),
     ];
     if let Some(c) = client {
         args.push(format!("link={}", c.link.as_raw_fd()));
