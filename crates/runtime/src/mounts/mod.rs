@@ -21,7 +21,7 @@ mod copyup;
 mod devices;
 mod idmap;
 mod masks;
-mod options;
+pub mod options;
 mod safe;
 
 use std::collections::BTreeMap;
