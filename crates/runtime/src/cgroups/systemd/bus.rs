@@ -84,7 +84,13 @@ impl Bus {
         Ok(Bus { conn })
     }
 
-    fn call<B>(&self, path: &str, iface: &str, method: &str, body: &B) -> zbus::Result<zbus::Message>
+    fn call<B>(
+        &self,
+        path: &str,
+        iface: &str,
+        method: &str,
+        body: &B,
+    ) -> zbus::Result<zbus::Message>
     where
         B: serde::Serialize + zvariant::DynamicType,
     {
@@ -120,7 +126,12 @@ impl Bus {
     /// start tried once more, as runc does.
     pub fn start_unit(&self, unit: &str, props: &[Property]) -> Result<()> {
         let what = format!("starting unit {unit}");
-        let body = (unit, "replace", wire(props), Vec::<(&str, Vec<(&str, zvariant::Value<'_>)>)>::new());
+        let body = (
+            unit,
+            "replace",
+            wire(props),
+            Vec::<(&str, Vec<(&str, zvariant::Value<'_>)>)>::new(),
+        );
         let start = || {
             self.call(MANAGER_PATH, MANAGER, "StartTransientUnit", &body)
                 .and_then(|reply| reply.body().deserialize::<OwnedObjectPath>())

@@ -184,7 +184,12 @@ mod tests {
         let s = Scope::from_config(Some(Path::new("a-b.slice:p:n")), "id").unwrap();
         check_control_group(&s, "/a.slice/a-b.slice/p-n.scope").unwrap();
         check_control_group(&s, "/nested/root/a.slice/a-b.slice/p-n.scope").unwrap();
-        for bad in ["", "a.slice/a-b.slice/p-n.scope", "/a-b.slice/p-n.scope", "/x/p-n.scope"] {
+        for bad in [
+            "",
+            "a.slice/a-b.slice/p-n.scope",
+            "/a-b.slice/p-n.scope",
+            "/x/p-n.scope",
+        ] {
             let e = check_control_group(&s, bad).unwrap_err().to_string();
             assert!(e.contains("p-n.scope"), "{bad}: {e}");
         }

@@ -61,7 +61,11 @@ pub fn scope(s: &Scope, pid: u32, v2: bool) -> Vec<Property> {
         prop("MemoryAccounting", Value::Bool(true)),
         prop("CPUAccounting", Value::Bool(true)),
         prop(
-            if v2 { "IOAccounting" } else { "BlockIOAccounting" },
+            if v2 {
+                "IOAccounting"
+            } else {
+                "BlockIOAccounting"
+            },
             Value::Bool(true),
         ),
         prop("TasksAccounting", Value::Bool(true)),
@@ -174,10 +178,7 @@ fn cpu_quota(p: &mut Vec<Property>, quota: i64, period: u64, version: u32) {
     let mut per_sec = INFINITY;
     if quota > 0 {
         let period = if period == 0 { DEFAULT_PERIOD } else { period };
-        per_sec = (quota as u64).saturating_mul(1_000_000) / period;
-        if per_sec % 10_000 != 0 {
-            per_sec = (per_sec / 10_000 + 1) * 10_000;
-        }
+        per_sec = ((quota as u64).saturating_mul(1_000_000) / period).div_ceil(10_000) * 10_000;
     }
     p.push(prop("CPUQuotaPerSecUSec", Value::U64(per_sec)));
 }
@@ -214,7 +215,11 @@ pub fn mask(list: &str, field: &str) -> Result<Vec<u8>> {
                 .parse::<u32>()
                 .ok()
                 .filter(|n| *n < MAX_BITS)
-                .ok_or_else(|| bad(format!("{s:?} is not a CPU or node number below {MAX_BITS}")))
+                .ok_or_else(|| {
+                    bad(format!(
+                        "{s:?} is not a CPU or node number below {MAX_BITS}"
+                    ))
+                })
         };
         let (lo, hi) = match part.split_once('-') {
             Some((a, b)) => (num(a)?, num(b)?),
@@ -360,7 +365,7 @@ fn unified(map: &HashMap<String, String>, version: u32) -> Result<Vec<Property>>
 mod tests {
     use super::*;
 
-    fn resources(json: &str) -> LinuxResources {
+    fn parse(json: &str) -> LinuxResources {
         serde_json::from_str(json).unwrap()
     }
 
@@ -377,12 +382,15 @@ mod tests {
         assert_eq!(get(&p, "Delegate"), Some(&Value::Bool(true)));
         assert_eq!(get(&p, "DefaultDependencies"), Some(&Value::Bool(false)));
         assert_eq!(get(&p, "IOAccounting"), Some(&Value::Bool(true)));
-        assert_eq!(get(&scope(&s, 1, false), "BlockIOAccounting"), Some(&Value::Bool(true)));
+        assert_eq!(
+            get(&scope(&s, 1, false), "BlockIOAccounting"),
+            Some(&Value::Bool(true))
+        );
     }
 
     #[test]
     fn resources_become_v2_properties() {
-        let r = resources(
+        let r = parse(
             r#"{"memory": {"limit": 104857600, "reservation": 52428800, "swap": 209715200},
                 "cpu": {"shares": 1024, "quota": 50000, "period": 100000, "cpus": "0-2,9"},
                 "pids": {"limit": 64}, "blockIO": {"weight": 500}}"#,
@@ -394,15 +402,21 @@ mod tests {
         assert_eq!(get(&p, "CPUWeight"), Some(&Value::U64(39)));
         assert_eq!(get(&p, "CPUQuotaPerSecUSec"), Some(&Value::U64(500_000)));
         assert_eq!(get(&p, "CPUQuotaPeriodUSec"), Some(&Value::U64(100_000)));
-        assert_eq!(get(&p, "AllowedCPUs"), Some(&Value::Bytes(vec![0b111, 0b10])));
+        assert_eq!(
+            get(&p, "AllowedCPUs"),
+            Some(&Value::Bytes(vec![0b111, 0b10]))
+        );
         assert_eq!(get(&p, "TasksMax"), Some(&Value::U64(64)));
-        assert_eq!(get(&p, "IOWeight"), Some(&Value::U64(v2::blkio_to_io_weight(500))));
+        assert_eq!(
+            get(&p, "IOWeight"),
+            Some(&Value::U64(v2::blkio_to_io_weight(500)))
+        );
         assert!(get(&p, "DevicePolicy").is_none());
     }
 
     #[test]
     fn resources_become_v1_properties() {
-        let r = resources(
+        let r = parse(
             r#"{"memory": {"limit": -1}, "cpu": {"shares": 512, "quota": 33333},
                 "pids": {"limit": -1}, "blockIO": {"weight": 300}}"#,
         );
@@ -419,18 +433,18 @@ mod tests {
 
     #[test]
     fn old_systemd_gets_no_younger_properties() {
-        let r = resources(r#"{"cpu": {"period": 50000, "cpus": "1"}}"#);
+        let r = parse(r#"{"cpu": {"period": 50000, "cpus": "1"}}"#);
         assert!(needs_version(&r));
         let p = resources(&r, true, 239, false).unwrap();
         assert!(get(&p, "CPUQuotaPeriodUSec").is_none());
         assert!(get(&p, "AllowedCPUs").is_none());
         assert_eq!(get(&p, "CPUQuotaPerSecUSec"), Some(&Value::U64(u64::MAX)));
-        assert!(!needs_version(&resources(r#"{"memory": {"limit": 1}}"#)));
+        assert!(!needs_version(&parse(r#"{"memory": {"limit": 1}}"#)));
     }
 
     #[test]
     fn device_rules_become_an_allow_list() {
-        let r = resources(
+        let r = parse(
             r#"{"devices": [{"allow": false, "access": "rwm"},
                             {"allow": true, "type": "c", "major": 4, "access": "rw"},
                             {"allow": true, "type": "b", "minor": 1, "access": "r"}]}"#,
@@ -440,24 +454,29 @@ mod tests {
         let Some(Value::DeviceAllow(list)) = get(&p, "DeviceAllow") else {
             panic!("{p:?}")
         };
-        let has = |path: &str, perms: &str| {
-            list.iter().any(|(a, b)| a == path && b == perms)
-        };
+        let has = |path: &str, perms: &str| list.iter().any(|(a, b)| a == path && b == perms);
         assert!(has("char-4", "rw"), "{list:?}");
         assert!(has("/dev/char/1:3", "rwm"), "{list:?}");
         assert!(has("char-*", "m") && has("block-*", "m"), "{list:?}");
         assert!(has("char-136", "rwm"), "{list:?}");
         // "any major, minor 1" has no systemd form.
-        assert!(!list.iter().any(|(a, _)| a.starts_with("block-") && a != "block-*"));
-        let all = resources(r#"{"devices": [{"allow": true, "access": "rwm"}]}"#);
+        assert!(
+            !list
+                .iter()
+                .any(|(a, _)| a.starts_with("block-") && a != "block-*")
+        );
+        let all = parse(r#"{"devices": [{"allow": true, "access": "rwm"}]}"#);
         let p = resources(&all, true, 252, true).unwrap();
         assert_eq!(get(&p, "DevicePolicy"), Some(&Value::Str("auto".into())));
-        assert_eq!(get(&p, "DeviceAllow"), Some(&Value::DeviceAllow(Vec::new())));
+        assert_eq!(
+            get(&p, "DeviceAllow"),
+            Some(&Value::DeviceAllow(Vec::new()))
+        );
     }
 
     #[test]
     fn unified_entries_become_properties() {
-        let r = resources(
+        let r = parse(
             r#"{"unified": {"memory.high": "1000000", "memory.max": "max", "pids.max": "9",
                             "cpu.max": "20000 50000", "cpu.weight": "70", "io.weight": "5"}}"#,
         );
@@ -468,7 +487,7 @@ mod tests {
         assert_eq!(get(&p, "CPUQuotaPerSecUSec"), Some(&Value::U64(400_000)));
         assert_eq!(get(&p, "CPUQuotaPeriodUSec"), Some(&Value::U64(50_000)));
         assert_eq!(get(&p, "CPUWeight"), Some(&Value::U64(70)));
-        let bad = resources(r#"{"unified": {"memory.max": "lots"}}"#);
+        let bad = parse(r#"{"unified": {"memory.max": "lots"}}"#);
         let e = resources(&bad, true, 252, false).unwrap_err().to_string();
         assert!(e.contains("linux.resources.unified.memory.max"), "{e}");
         // The legacy hierarchy has no unified files to convert.
@@ -481,7 +500,10 @@ mod tests {
         assert_eq!(mask("1-3, 8", "f").unwrap(), vec![0b1110, 1]);
         assert_eq!(mask("15", "f").unwrap(), vec![0, 0x80]);
         for bad in ["", "a", "3-1", "1-", "99999999"] {
-            assert!(mask(bad, "f").unwrap_err().to_string().contains("f"), "{bad}");
+            assert!(
+                mask(bad, "f").unwrap_err().to_string().contains("f"),
+                "{bad}"
+            );
         }
     }
 }

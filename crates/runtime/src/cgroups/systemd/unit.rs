@@ -37,9 +37,10 @@ impl Scope {
         let text = match cgroups_path {
             None => None,
             Some(p) if p.as_os_str().is_empty() => None,
-            Some(p) => Some(p.to_str().ok_or_else(|| {
-                Error::config(FIELD, format!("{}: not UTF-8", p.display()))
-            })?),
+            Some(p) => Some(
+                p.to_str()
+                    .ok_or_else(|| Error::config(FIELD, format!("{}: not UTF-8", p.display())))?,
+            ),
         };
         let (slice, prefix, name) = match text {
             None => (DEFAULT_SLICE, DEFAULT_PREFIX, id),
@@ -178,7 +179,10 @@ mod tests {
         assert_eq!(s.description, "capsa container abc");
         // An empty slice is system.slice.
         let s = Scope::from_config(Some(Path::new(":p:n")), "id").unwrap();
-        assert_eq!((s.slice.as_str(), s.unit.as_str()), ("system.slice", "p-n.scope"));
+        assert_eq!(
+            (s.slice.as_str(), s.unit.as_str()),
+            ("system.slice", "p-n.scope")
+        );
     }
 
     #[test]
