@@ -123,7 +123,13 @@ fn the_container_runs_in_its_scope_and_delete_stops_it() {
         return;
     };
     let rt = runtime(&fake);
-    let b = sleeper();
+    let mut b = sleeper();
+    b.edit(|c| {
+        c["annotations"] = json!({
+            "org.systemd.property.TimeoutStopSec": "5",
+            "org.systemd.property.CollectMode": "'inactive-or-failed'"
+        })
+    });
     let id = rt.id("sd");
     let pid = start(&rt, &b, &id);
     let unit = format!("capsa-{id}.scope");
@@ -144,6 +150,9 @@ fn the_container_runs_in_its_scope_and_delete_stops_it() {
     assert!(boolean(p.prop("MemoryAccounting")));
     // The default device rules, as systemd's allow-list.
     assert_eq!(string(p.prop("DevicePolicy")), "strict");
+    // Properties given as annotations, seconds turned into microseconds.
+    assert_eq!(number(p.prop("TimeoutStopUSec")), 5_000_000);
+    assert_eq!(string(p.prop("CollectMode")), "inactive-or-failed");
 
     let state = state_json(&rt, &id);
     assert_eq!(state["systemdCgroup"], json!(true), "{state}");

@@ -182,7 +182,11 @@ impl Runtime {
         let scope = if self.systemd_cgroup {
             crate::cgroups::systemd::check_available()?;
             let path = linux.cgroups_path().as_deref();
-            Some(crate::cgroups::systemd::Scope::from_config(path, &opts.id)?)
+            let scope = crate::cgroups::systemd::Scope::from_config(path, &opts.id)?;
+            Some(match spec.annotations() {
+                Some(a) => scope.with_annotations(a)?,
+                None => scope,
+            })
         } else {
             None
         };

@@ -297,16 +297,34 @@ impl JobError {
 fn wire(props: &[Property]) -> Vec<(&str, zvariant::Value<'_>)> {
     props
         .iter()
-        .map(|(name, v)| {
-            let v = match v {
-                Value::Str(s) => zvariant::Value::from(s.as_str()),
-                Value::Bool(b) => zvariant::Value::from(*b),
-                Value::U64(n) => zvariant::Value::from(*n),
-                Value::U32s(list) => zvariant::Value::from(list.clone()),
-                Value::Bytes(bytes) => zvariant::Value::from(bytes.clone()),
-                Value::DeviceAllow(list) => zvariant::Value::from(list.clone()),
-            };
-            (name.as_str(), v)
-        })
+        .map(|(name, v)| (name.as_str(), value(v)))
         .collect()
+}
+
+fn value(v: &Value) -> zvariant::Value<'_> {
+    match v {
+        Value::Str(s) => zvariant::Value::from(s.as_str()),
+        Value::Bool(b) => zvariant::Value::from(*b),
+        Value::U64(n) => zvariant::Value::from(*n),
+        Value::U32s(list) => zvariant::Value::from(list.clone()),
+        Value::Bytes(bytes) => zvariant::Value::from(bytes.clone()),
+        Value::DeviceAllow(list) => zvariant::Value::from(list.clone()),
+        Value::U8(n) => zvariant::Value::from(*n),
+        Value::I16(n) => zvariant::Value::from(*n),
+        Value::U16(n) => zvariant::Value::from(*n),
+        Value::I32(n) => zvariant::Value::from(*n),
+        Value::U32(n) => zvariant::Value::from(*n),
+        Value::I64(n) => zvariant::Value::from(*n),
+        Value::F64(n) => zvariant::Value::from(*n),
+        Value::Array(sig, items) => {
+            // The parser only makes arrays of scalars of this signature.
+            let sig =
+                zvariant::Signature::try_from(sig.as_str()).unwrap_or(zvariant::Signature::Str);
+            let mut array = zvariant::Array::new(&sig);
+            for item in items {
+                let _ = array.append(value(item));
+            }
+            zvariant::Value::Array(array)
+        }
+    }
 }

@@ -12,6 +12,7 @@
 //! ControlGroup), not guessed, so a systemd whose root cgroup is not the
 //! hierarchies' root (in a container) is handled too.
 
+mod annotations;
 mod bus;
 mod props;
 mod unit;
@@ -70,6 +71,7 @@ impl Manager {
         let bus = bus::Bus::connect()?;
         let mut p = props::scope(scope, pid.as_raw() as u32, v2);
         p.extend(props::resources(r, v2, version(&bus, r), true)?);
+        p.extend(scope.extra.iter().cloned());
         bus.start_unit(&scope.unit, &p)?;
         self.paths.systemd_unit = Some(scope.unit.clone());
         let cgroup = bus.control_group(&scope.unit)?;

@@ -14,7 +14,7 @@ use super::unit::Scope;
 use crate::error::{Error, Result};
 
 /// A property's value, with the D-Bus type systemd expects for it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     /// `s`
     Str(String),
@@ -28,6 +28,22 @@ pub enum Value {
     Bytes(Vec<u8>),
     /// `a(ss)`: DeviceAllow's (path, access) pairs.
     DeviceAllow(Vec<(String, String)>),
+    /// `y`
+    U8(u8),
+    /// `n`
+    I16(i16),
+    /// `q`
+    U16(u16),
+    /// `i`
+    I32(i32),
+    /// `u`
+    U32(u32),
+    /// `x`
+    I64(i64),
+    /// `d`
+    F64(f64),
+    /// An array of values of one type, with that type's signature.
+    Array(String, Vec<Value>),
 }
 
 /// A property: its name and value.

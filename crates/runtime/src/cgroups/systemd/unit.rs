@@ -2,8 +2,11 @@
 //! `slice:prefix:name` form, the scope unit's name, and slice names expanded
 //! to the cgroup paths systemd gives them.
 
+use std::collections::HashMap;
 use std::path::Path;
 
+use super::annotations;
+use super::props::Property;
 use crate::error::{Error, Result};
 
 /// The config field the unit comes from, for errors.
@@ -18,7 +21,7 @@ pub const DEFAULT_PREFIX: &str = "capsa";
 
 /// Where systemd is asked to put a container: a transient scope unit in a
 /// slice.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Scope {
     /// The slice unit holding the scope ("system.slice", "machine-a.slice").
     pub slice: String,
@@ -26,6 +29,9 @@ pub struct Scope {
     pub unit: String,
     /// The unit's description.
     pub description: String,
+    /// Properties the config gives as `org.systemd.property.*`
+    /// annotations, sent after the runtime's own.
+    pub extra: Vec<Property>,
 }
 
 impl Scope {
@@ -86,7 +92,15 @@ impl Scope {
             slice: slice.to_string(),
             unit,
             description: format!("capsa container {name}"),
+            extra: Vec::new(),
         })
+    }
+
+    /// Adds the unit properties given as `org.systemd.property.NAME`
+    /// annotations (see [`super::annotations`]).
+    pub fn with_annotations(mut self, annotations: &HashMap<String, String>) -> Result<Scope> {
+        self.extra = annotations::properties(annotations)?;
+        Ok(self)
     }
 }
 
