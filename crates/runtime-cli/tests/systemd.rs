@@ -10,7 +10,7 @@ mod fake_systemd;
 use std::path::{Path, PathBuf};
 
 use capsa_runtime::cgroups::{CgroupPaths, Mode};
-use common::{Bundle, Runtime, unique};
+use common::{Bundle, Runtime, read, unique};
 use fake_systemd::FakeSystemd;
 use serde_json::{Value, json};
 use zbus::zvariant::OwnedValue;
@@ -43,24 +43,6 @@ fn state_json(rt: &Runtime, id: &str) -> Value {
 
 fn recorded(rt: &Runtime, id: &str) -> CgroupPaths {
     serde_json::from_value(state_json(rt, id)["cgroup"].clone()).unwrap()
-}
-
-/// The directory of the hierarchy holding `controller`.
-fn dir(paths: &CgroupPaths, controller: &str) -> PathBuf {
-    paths
-        .dirs
-        .iter()
-        .find(|(name, _)| name.split(',').any(|c| c == controller))
-        .map(|(_, d)| d.clone())
-        .unwrap_or_else(|| panic!("no {controller} cgroup in {paths:?}"))
-}
-
-fn read(path: impl AsRef<Path>) -> String {
-    let path = path.as_ref();
-    std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .trim()
-        .to_string()
 }
 
 /// The scope's cgroup as the fake makes it.
@@ -229,11 +211,14 @@ fn resources_become_unit_properties_and_cgroup_files() {
         }
     } else {
         assert_eq!(
-            read(dir(&paths, "memory").join("memory.limit_in_bytes")),
+            read(paths.v1("memory").unwrap().join("memory.limit_in_bytes")),
             (64u64 << 20).to_string()
         );
-        assert_eq!(read(dir(&paths, "cpu").join("cpu.cfs_quota_us")), "20000");
-        assert_eq!(read(dir(&paths, "pids").join("pids.max")), "32");
+        assert_eq!(
+            read(paths.v1("cpu").unwrap().join("cpu.cfs_quota_us")),
+            "20000"
+        );
+        assert_eq!(read(paths.v1("pids").unwrap().join("pids.max")), "32");
         // The container sees its own (the scope's) cgroup.
         let out = rt.ok(&["exec", &id, "cat", "/sys/fs/cgroup/pids/pids.max"]);
         assert_eq!(out.trim(), "32");
@@ -279,7 +264,7 @@ fn kill_all_pause_resume_and_update_work_on_the_scope() {
     assert_eq!(number(set[0].prop(memory)), 128 << 20);
     if !v2_host(&fake) {
         assert_eq!(
-            read(dir(&paths, "memory").join("memory.limit_in_bytes")),
+            read(paths.v1("memory").unwrap().join("memory.limit_in_bytes")),
             (128u64 << 20).to_string()
         );
     }
@@ -303,7 +288,7 @@ fn kill_all_pause_resume_and_update_work_on_the_scope() {
 fn dir_or_unified(paths: &CgroupPaths, controller: &str) -> PathBuf {
     match paths.mode {
         Some(Mode::V2) => paths.unified().unwrap().to_path_buf(),
-        _ => dir(paths, controller),
+        _ => paths.v1(controller).unwrap().to_path_buf(),
     }
 }
 

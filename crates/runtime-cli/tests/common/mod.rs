@@ -53,6 +53,15 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
+/// The content of file `path`, trimmed; fails the test if it cannot be read.
+pub fn read(path: impl AsRef<Path>) -> String {
+    let path = path.as_ref();
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .trim()
+        .to_string()
+}
+
 /// Makes a busybox root filesystem in `rootfs`: the static binary, a
 /// symlink per applet in /bin, /etc/passwd and /etc/group.
 pub fn make_busybox_rootfs(rootfs: &Path) {
