@@ -344,7 +344,7 @@ fn run_removes_the_unit_when_the_container_exits() {
 }
 
 #[test]
-fn a_failed_job_is_a_clear_error_and_leaves_nothing() {
+fn failures_are_clear_errors_and_leave_nothing() {
     require_root!();
     let Some(fake) = FakeSystemd::start(&unique("fail")) else {
         return;
@@ -358,6 +358,20 @@ fn a_failed_job_is_a_clear_error_and_leaves_nothing() {
     assert!(!ok);
     assert!(err.contains(&unit) && err.contains("\"failed\""), "{err}");
     assert!(!fake.calls_of("ResetFailedUnit", &unit).is_empty());
+    assert!(!rt.root().join(&id).exists());
+    assert_no_cgroup_left(&fake, &scope_cgroup(&fake, "system.slice", &unit));
+
+    // A set-up that fails once the scope exists stops it again.
+    let mut b = Bundle::busybox();
+    b.args(&["/no/such/program"]);
+    let id = rt.id("initfail");
+    let unit = format!("capsa-{id}.scope");
+    let (ok, _, err) = rt.detached(&["create", "--bundle", &b.path_str(), &id]);
+    assert!(!ok);
+    assert!(err.contains("/no/such/program"), "{err}");
+    assert_eq!(fake.calls_of("StartTransientUnit", &unit).len(), 1);
+    assert_eq!(fake.calls_of("StopUnit", &unit).len(), 1);
+    assert!(!fake.has_unit(&unit));
     assert!(!rt.root().join(&id).exists());
     assert_no_cgroup_left(&fake, &scope_cgroup(&fake, "system.slice", &unit));
 }
