@@ -223,9 +223,16 @@ fn resources_become_unit_properties_and_cgroup_files() {
         let out = rt.ok(&["exec", &id, "cat", "/sys/fs/cgroup/pids/pids.max"]);
         assert_eq!(out.trim(), "32");
     }
-    assert_in_cgroup(pid, &scope_cgroup(&fake, "system.slice", &unit));
+    let cgroup = scope_cgroup(&fake, "system.slice", &unit);
+    assert_in_cgroup(pid, &cgroup);
+    // A process exec'd into the container joins the scope too (no cgroup
+    // namespace: the paths are the host's).
+    let out = rt.ok(&["exec", &id, "cat", "/proc/self/cgroup"]);
+    for line in out.lines() {
+        assert!(line.ends_with(&*cgroup.to_string_lossy()), "{out}");
+    }
     rt.ok(&["delete", "--force", &id]);
-    assert_no_cgroup_left(&fake, &scope_cgroup(&fake, "system.slice", &unit));
+    assert_no_cgroup_left(&fake, &cgroup);
 }
 
 #[test]
