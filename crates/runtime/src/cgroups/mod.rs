@@ -17,6 +17,7 @@ mod devices_bpf;
 mod oom;
 mod paths;
 pub mod stats;
+pub mod systemd;
 mod v1;
 mod v2;
 
@@ -68,6 +69,10 @@ pub struct CgroupPaths {
     /// The directories the runtime created, outermost first within each
     /// hierarchy; only these are removed by `delete`.
     pub created: Vec<PathBuf>,
+    /// The systemd scope unit holding the container (`--systemd-cgroup`),
+    /// stopped by `delete`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd_unit: Option<String>,
 }
 
 /// One value to write to a file of a cgroup directory.
@@ -570,8 +575,10 @@ impl Manager {
     /// any sub-cgroups processes made inside the container's. Processes
     /// still inside make it fail with a clear error.
     pub fn destroy(&self) -> Result<()> {
+        let stopped = self.stop_unit();
         let leaves: Vec<&Path> = self.paths.dirs.values().map(PathBuf::as_path).collect();
-        paths::remove_dirs(&self.paths.created, &leaves)
+        let removed = paths::remove_dirs(&self.paths.created, &leaves);
+        stopped.and(removed)
     }
 
     /// The controllers enabled for the container's unified directory.

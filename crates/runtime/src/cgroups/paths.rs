@@ -212,6 +212,7 @@ impl Layout {
             mode: Some(mode),
             dirs,
             created: Vec::new(),
+            systemd_unit: None,
         })
     }
 }
