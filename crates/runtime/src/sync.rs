@@ -176,6 +176,7 @@ impl Channel {
         let mut buf = vec![0u8; len.max(1)];
         let mut space = nix::cmsg_space!([RawFd; 64]);
         let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let mut reset_seen = false;
         let msg = loop {
             match socket::recvmsg::<()>(
                 self.0.as_raw_fd(),
@@ -185,6 +186,8 @@ impl Channel {
             ) {
                 Ok(m) => break m,
                 Err(Errno::EINTR) => continue,
+                // See recv_raw: the pending reset comes before queued data.
+                Err(Errno::ECONNRESET) if !reset_seen => reset_seen = true,
                 Err(Errno::ECONNRESET) => return Ok((None, Vec::new())),
                 Err(e) => return Err(Error::sys("recvmsg", "sync socket", e)),
             }
@@ -230,10 +233,15 @@ impl Channel {
     }
 
     fn recv_raw(&self, buf: &mut [u8], flags: MsgFlags) -> Result<usize> {
+        // A peer that closed with our messages unread leaves ECONNRESET
+        // pending; the kernel reports it once, before what the peer sent us
+        // (its last words: an error message). Read on after it once.
+        let mut reset_seen = false;
         loop {
             match socket::recv(self.0.as_raw_fd(), buf, flags) {
                 Ok(n) => return Ok(n),
                 Err(Errno::EINTR) => continue,
+                Err(Errno::ECONNRESET) if !reset_seen => reset_seen = true,
                 Err(Errno::ECONNRESET) => return Ok(0),
                 Err(e) => return Err(Error::sys("recv", "sync socket", e)),
             }
@@ -301,6 +309,18 @@ mod tests {
         a.send(&Msg::Go(long.clone())).unwrap();
         assert_eq!(b.recv().unwrap(), Some(Msg::Go(long)));
         drop(a);
+        assert_eq!(b.recv().unwrap(), None);
+    }
+
+    #[test]
+    fn a_peer_that_closed_unread_still_delivers_its_last_message() {
+        let (a, b) = Channel::pair().unwrap();
+        // b's message to a stays unread when b closes; a's to b was sent.
+        b.send(&Msg::Go("unread".into())).unwrap();
+        a.send(&Msg::Error("init failed".into())).unwrap();
+        drop(a);
+        // b sees a's last words, then end-of-file.
+        assert_eq!(b.recv().unwrap(), Some(Msg::Error("init failed".into())));
         assert_eq!(b.recv().unwrap(), None);
     }
 
