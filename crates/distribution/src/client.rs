@@ -132,13 +132,16 @@ pub(crate) fn transport_failure(e: &ureq::Error) -> Failure {
         ureq::Error::HostNotFound => Failure::new(Kind::Unreachable, "host not found"),
         ureq::Error::ConnectionFailed => Failure::new(Kind::Unreachable, "connection failed"),
         ureq::Error::Timeout(t) => Failure::new(Kind::Unreachable, format!("timed out ({t})")),
-        ureq::Error::Io(io) => {
-            let kind = match io.kind() {
-                io::ErrorKind::InvalidData => Kind::Protocol,
-                _ => Kind::Unreachable,
-            };
-            Failure::new(kind, one_line(&io.to_string()))
-        }
+        ureq::Error::Io(io) => match io.kind() {
+            io::ErrorKind::InvalidData => Failure::new(Kind::Protocol, one_line(&io.to_string())),
+            io::ErrorKind::ConnectionRefused => {
+                Failure::new(Kind::Unreachable, format!("registry unreachable: {io}"))
+            }
+            _ => Failure::new(
+                Kind::Unreachable,
+                format!("connection failed: {}", one_line(&io.to_string())),
+            ),
+        },
         ureq::Error::Protocol(p) => {
             Failure::new(Kind::Protocol, format!("malformed HTTP answer: {p}"))
         }

@@ -118,7 +118,8 @@ impl Read for BlobReader<'_> {
                 return Err(io::Error::other("the blob could not be read"));
             }
             if self.cancel.load(Ordering::Relaxed) {
-                return Err(io::Error::new(io::ErrorKind::Interrupted, "cancelled"));
+                // Not `Interrupted`: readers retry those.
+                return Err(io::Error::other("cancelled"));
             }
             if self.body.is_none() {
                 match self.session.open_blob(self.digest, self.pos) {
