@@ -85,6 +85,14 @@ impl<R: Read> Read for Counting<'_, R> {
     }
 }
 
+/// What `GET /v2/` found.
+enum Ping {
+    /// A registry that needs no authentication.
+    Registry,
+    /// A registry that asked for authentication.
+    Challenged,
+}
+
 /// A connected session with one repository of one registry.
 pub struct Session {
     agent: ureq::Agent,
@@ -254,7 +262,14 @@ impl Session {
         for scheme in schemes {
             s.base = format!("{scheme}://{}", endpoint.host);
             match s.ping() {
-                Ok(()) => return Ok(s),
+                Ok(Ping::Registry) => return Ok(s),
+                Ok(Ping::Challenged) => {
+                    // Get the token now, so that request bodies are sent once.
+                    if !s.scopes.is_empty() || s.op == Op::Login {
+                        s.auth.header(&s.agent, &s.scopes).map_err(|f| s.error(f))?;
+                    }
+                    return Ok(s);
+                }
                 Err(f) => {
                     tracing::debug!("{}: {}", s.base, f.reason);
                     first.get_or_insert(f);
@@ -285,8 +300,9 @@ impl Session {
         }
     }
 
-    /// `GET /v2/`: checks that a registry answers and learns how it authenticates.
-    fn ping(&self) -> Result<(), Failure> {
+    /// `GET /v2/`: checks that a registry answers there and learns how it
+    /// authenticates. A failure means this scheme is not the way to it.
+    fn ping(&self) -> Result<Ping, Failure> {
         let url = format!("{}/v2/", self.base);
         let resp = self
             .agent
@@ -294,15 +310,11 @@ impl Session {
             .call()
             .map_err(|e| transport_failure(&e))?;
         match resp.status().as_u16() {
-            200 => Ok(()),
+            200 => Ok(Ping::Registry),
             401 => {
                 self.auth
                     .challenged(&all_headers(&resp, "www-authenticate"), &self.scopes);
-                // Get the token now, so that request bodies are sent once.
-                if !self.scopes.is_empty() || self.op == Op::Login {
-                    self.auth.header(&self.agent, &self.scopes)?;
-                }
-                Ok(())
+                Ok(Ping::Challenged)
             }
             s => Err(Failure::new(
                 Kind::Protocol,
