@@ -28,9 +28,9 @@ pub const DOCKER_MANIFEST_V1_SIGNED: &str =
 /// Most a manifest may weigh (the reference registry's own limit).
 pub const MAX_MANIFEST: u64 = 4 << 20;
 /// Blobs up to this size are uploaded in one request; larger ones in chunks.
-pub const MONOLITHIC_MAX: u64 = 16 << 20;
+pub const MONOLITHIC_MAX: u64 = 8 << 20;
 /// Size of the chunks of a chunked upload.
-pub const UPLOAD_CHUNK: u64 = 32 << 20;
+pub const UPLOAD_CHUNK: u64 = 16 << 20;
 
 /// A manifest (or index) as fetched.
 #[derive(Clone, Debug)]
@@ -703,6 +703,13 @@ impl Session {
         }
     }
 
+    /// Cancels an upload session (best effort: the registry forgets it anyway).
+    pub fn cancel_upload(&self, location: &str) {
+        if let Err(f) = self.send(Method::DELETE, location, &[], Body::Empty, &[]) {
+            tracing::debug!("cancelling upload {location}: {}", f.reason);
+        }
+    }
+
     /// Uploads `size` bytes of `path` as blob `digest` to an upload session:
     /// in one request when small, else in chunks, each retried from what
     /// the registry acknowledged when the connection breaks.
@@ -772,10 +779,24 @@ impl Session {
                 Err(f) if f.kind == Kind::Unreachable && failures < crate::fetch::MAX_RETRIES => {
                     failures += 1;
                     std::thread::sleep(crate::fetch::backoff(failures));
-                    // Continue from what the registry has.
-                    let (loc, have) = self.upload_status(&location).map_err(|f| self.error(f))?;
-                    location = loc;
-                    offset = have;
+                    // Continue from what the registry has; a registry that
+                    // cannot (the reference one refuses an upload whose last
+                    // chunk broke) gets the blob again in a new upload.
+                    match self.upload_status(&location) {
+                        Ok((loc, have)) => {
+                            location = loc;
+                            offset = have;
+                        }
+                        Err(f) => {
+                            tracing::debug!("upload {location}: {}; starting again", f.reason);
+                            self.cancel_upload(&location);
+                            match self.start_upload(None)? {
+                                UploadStart::Session(l) => location = l,
+                                UploadStart::Mounted => unreachable!("no mount was asked"),
+                            }
+                            offset = 0;
+                        }
+                    }
                 }
                 Err(f) => return Err(self.error(f)),
             }

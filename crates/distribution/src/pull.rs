@@ -615,8 +615,7 @@ fn fetch_layer(
     };
     let layer_dir = ws.path().join(format!("layer-{}", job.index));
     let fs_dir = layer_dir.join("fs");
-    let size;
-    if job.have_snapshot {
+    let size = if job.have_snapshot {
         // Only the blob is missing (the layer came compressed differently).
         progress.report(Event::Layer {
             id: &job.short,
@@ -637,10 +636,10 @@ fn fetch_layer(
         }
         check_size(job, n, session)?;
         store.adopt_blob(&tmp, d)?;
-        size = match store.db().layer(job.chain.as_str())? {
+        match store.db().layer(job.chain.as_str())? {
             Some(row) => row.size as u64,
             None => store.snapshot_size(&job.chain)?,
-        };
+        }
     } else {
         fs::create_dir_all(&fs_dir).ctx("mkdir", &fs_dir)?;
         let limits = Limits::free_space_of(store.root())?;
@@ -701,8 +700,8 @@ fn fetch_layer(
             store.adopt_blob(&blob_tmp, d)?;
         }
         store.adopt_snapshot(&layer_dir, &job.chain)?;
-        size = diff.unpacked.size;
-    }
+        diff.unpacked.size
+    };
     progress.report(Event::Layer {
         id: &job.short,
         state: LayerState::PullComplete,

@@ -256,19 +256,23 @@ fn push_blob(session: &Session, b: &Blob, progress: &dyn Progress) -> Result<()>
         report(LayerState::LayerAlreadyExists);
         return Ok(());
     }
-    let mut location = None;
+    let mut location: Option<String> = None;
     // Docker tries up to three other repositories.
     for from in b.mount_from.iter().take(3) {
         match session.start_upload(Some((&b.digest, from)))? {
             UploadStart::Mounted => {
+                if let Some(l) = &location {
+                    session.cancel_upload(l);
+                }
                 report(LayerState::MountedFrom(from.clone()));
                 return Ok(());
             }
-            // The registry could not mount it and opened an upload instead.
-            UploadStart::Session(l) => {
-                location = Some(l);
-                break;
-            }
+            // The registry could not mount it and opened an upload
+            // instead: keep one, drop the others.
+            UploadStart::Session(l) => match &location {
+                Some(_) => session.cancel_upload(&l),
+                None => location = Some(l),
+            },
         }
     }
     let location = match location {

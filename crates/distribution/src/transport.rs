@@ -119,9 +119,8 @@ fn registry_certs(dir: &Path) -> Result<(Vec<Certificate<'static>>, Option<Clien
         let data = std::fs::read(&p).map_err(|e| bad(&p, e.to_string()))?;
         let mut certs = Vec::new();
         for item in ureq::tls::parse_pem(&data) {
-            match item.map_err(|e| bad(&p, format!("malformed PEM: {e}")))? {
-                PemItem::Certificate(c) => certs.push(c),
-                _ => {}
+            if let PemItem::Certificate(c) = item.map_err(|e| bad(&p, format!("malformed PEM: {e}")))? {
+                certs.push(c);
             }
         }
         if certs.is_empty() {

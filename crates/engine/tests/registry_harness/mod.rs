@@ -318,6 +318,7 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// An HTTP response for [`HttpServer`].
+#[derive(Clone)]
 pub struct Response {
     /// The status code.
     pub status: u16,
@@ -622,9 +623,19 @@ impl TokenServer {
     }
 }
 
+/// Which way a [`CuttingProxy`] cuts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Cut {
+    /// Connections carrying more than the limit to the client (downloads).
+    Downloads,
+    /// Connections carrying more than the limit to the server (uploads).
+    Uploads,
+}
+
 /// A TCP proxy in front of a registry that cuts the first `cuts`
-/// connections which carry more than `cut_after` bytes to the client, right
-/// at that byte; it counts the bytes it forwards and the Range requests.
+/// connections which carry more than `cut_after` bytes one way, right at
+/// that byte; it counts the bytes it forwards, the Range requests and the
+/// PATCH requests.
 pub struct CuttingProxy {
     /// Its port.
     pub port: u16,
@@ -632,24 +643,74 @@ pub struct CuttingProxy {
     pub cuts_left: Arc<AtomicUsize>,
     /// Requests with a `Range` header seen.
     pub range_requests: Arc<AtomicUsize>,
+    /// PATCH requests seen (chunks of uploads).
+    pub patch_requests: Arc<AtomicUsize>,
     /// Bytes forwarded to the client.
     pub bytes_to_client: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
+/// Copies `from` to `to` until the end, counting bytes into `total`; cuts
+/// both connections once `cut_after` bytes passed when `cuts` allows one.
+/// `inspect` sees every chunk.
+fn pump(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    cut: Option<(u64, Arc<AtomicUsize>)>,
+    total: Option<Arc<AtomicU64>>,
+    inspect: impl Fn(&[u8]),
+) {
+    let mut buf = vec![0u8; 64 << 10];
+    let mut sent = 0u64;
+    while let Ok(n) = from.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        inspect(&buf[..n]);
+        let mut n = n as u64;
+        let cutting = match &cut {
+            Some((after, left)) => {
+                sent + n > *after
+                    && left
+                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |k| k.checked_sub(1))
+                        .is_ok()
+            }
+            None => false,
+        };
+        if cutting {
+            n = cut.as_ref().unwrap().0 - sent;
+        }
+        if to.write_all(&buf[..n as usize]).is_err() {
+            break;
+        }
+        sent += n;
+        if let Some(t) = &total {
+            t.fetch_add(n, Ordering::Relaxed);
+        }
+        if cutting {
+            let _ = to.shutdown(Shutdown::Both);
+            let _ = from.shutdown(Shutdown::Both);
+            return;
+        }
+    }
+    let _ = to.shutdown(Shutdown::Write);
+}
+
 impl CuttingProxy {
     /// Starts a proxy to `127.0.0.1:upstream`.
-    pub fn start(upstream: u16, cut_after: u64, cuts: usize) -> CuttingProxy {
+    pub fn start(upstream: u16, direction: Cut, cut_after: u64, cuts: usize) -> CuttingProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let cuts_left = Arc::new(AtomicUsize::new(cuts));
         let range_requests = Arc::new(AtomicUsize::new(0));
+        let patch_requests = Arc::new(AtomicUsize::new(0));
         let bytes_to_client = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let (c, r, b, s) = (
+        let (c, r, p, b, s) = (
             cuts_left.clone(),
             range_requests.clone(),
+            patch_requests.clone(),
             bytes_to_client.clone(),
             stop.clone(),
         );
@@ -659,62 +720,33 @@ impl CuttingProxy {
                     return;
                 }
                 let Ok(client) = conn else { continue };
-                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
-                    continue;
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else { continue };
+                let cut = Some((cut_after, c.clone()));
+                let (up_cut, down_cut) = match direction {
+                    Cut::Uploads => (cut, None),
+                    Cut::Downloads => (None, cut),
                 };
-                let (c, r, b) = (c.clone(), r.clone(), b.clone());
-                let (mut c_in, mut s_out) =
-                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let (r, p) = (r.clone(), p.clone());
+                let (c_in, s_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
                 std::thread::spawn(move || {
-                    let mut buf = vec![0u8; 64 << 10];
-                    while let Ok(n) = c_in.read(&mut buf) {
-                        if n == 0 {
-                            break;
-                        }
-                        let text = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
+                    pump(c_in, s_out, up_cut, None, |chunk| {
+                        let text = String::from_utf8_lossy(chunk).to_ascii_lowercase();
                         r.fetch_add(text.matches("\r\nrange: bytes=").count(), Ordering::Relaxed);
-                        if s_out.write_all(&buf[..n]).is_err() {
-                            break;
-                        }
-                    }
-                    let _ = s_out.shutdown(Shutdown::Write);
+                        p.fetch_add(
+                            text.matches("patch /v2/").count(),
+                            Ordering::Relaxed,
+                        );
+                    })
                 });
-                std::thread::spawn(move || {
-                    let (mut s_in, mut c_out) = (server, client);
-                    let mut buf = vec![0u8; 64 << 10];
-                    let mut sent = 0u64;
-                    while let Ok(n) = s_in.read(&mut buf) {
-                        if n == 0 {
-                            break;
-                        }
-                        let mut n = n as u64;
-                        let cut = sent + n > cut_after
-                            && c.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |k| {
-                                k.checked_sub(1)
-                            })
-                            .is_ok();
-                        if cut {
-                            n = cut_after - sent;
-                        }
-                        if c_out.write_all(&buf[..n as usize]).is_err() {
-                            break;
-                        }
-                        sent += n;
-                        b.fetch_add(n, Ordering::Relaxed);
-                        if cut {
-                            let _ = c_out.shutdown(Shutdown::Both);
-                            let _ = s_in.shutdown(Shutdown::Both);
-                            return;
-                        }
-                    }
-                    let _ = c_out.shutdown(Shutdown::Write);
-                });
+                let b = b.clone();
+                std::thread::spawn(move || pump(server, client, down_cut, Some(b), |_| {}));
             }
         });
         CuttingProxy {
             port,
             cuts_left,
             range_requests,
+            patch_requests,
             bytes_to_client,
             stop,
             thread: Some(thread),
@@ -1014,10 +1046,6 @@ pub fn noise_layer(name: &str, size: usize, seed: u64) -> Vec<u8> {
 /// A fake registry answering `/v2/` and the given manifests and blobs
 /// (by the path after `/v2/<repo>/`), anything else 404.
 pub fn fake_registry(routes: HashMap<String, Response>) -> HttpServer {
-    let routes: HashMap<String, (u16, Vec<(String, String)>, Vec<u8>)> = routes
-        .into_iter()
-        .map(|(k, r)| (k, (r.status, r.headers, r.body)))
-        .collect();
     HttpServer::start(move |req| {
         if req.path() == "/v2/" {
             return Response::new(200, "{}");
@@ -1029,11 +1057,7 @@ pub fn fake_registry(routes: HashMap<String, Response>) -> HttpServer {
             .find_map(|k| rest.find(k).map(|i| rest[i..].to_string()))
             .unwrap_or_default();
         match routes.get(&key) {
-            Some((status, headers, body)) => {
-                let mut r = Response::new(*status, body.clone());
-                r.headers = headers.clone();
-                r
-            }
+            Some(r) => r.clone(),
             None => Response::new(
                 404,
                 r#"{"errors":[{"code":"NOT_FOUND","message":"not here"}]}"#,
