@@ -177,14 +177,14 @@ fn image_platform(
     })
 }
 
-/// Opens a session with the first endpoint of the registry that answers
-/// and has the manifest `tag_or_digest`; docker.io mirrors are tried first
-/// and skipped when they fail.
-fn connect(
+/// Runs `f` with a session on the first endpoint of the registry that
+/// answers and where `f` succeeds; docker.io mirrors are tried first and
+/// skipped when they fail.
+fn on_first_endpoint<T>(
     reference: &Reference,
     opts: &PullOptions<'_>,
-    tag_or_digest: &str,
-) -> Result<(Session, Fetched)> {
+    f: impl Fn(&Session) -> Result<T>,
+) -> Result<(Session, T)> {
     let domain = reference.domain();
     let credentials = DockerConfig::load()?.get(domain)?;
     let image = reference.familiar();
@@ -199,11 +199,7 @@ fn connect(
             credentials: credentials.clone(),
             scopes: vec![repository_scope(reference.path(), "pull")],
         };
-        let got = Session::open(target, &ep).and_then(|s| {
-            let m = s.get_manifest(tag_or_digest)?;
-            Ok((s, m))
-        });
-        match got {
+        match Session::open(target, &ep).and_then(|s| f(&s).map(|t| (s, t))) {
             Ok(found) => return Ok(found),
             Err(e) if ep.mirror => {
                 tracing::debug!("mirror {} failed: {e}", ep.host);
@@ -226,34 +222,7 @@ pub fn pull_all_tags(
             "tag can't be used with --all-tags/-a".into(),
         ));
     }
-    let probe = reference.with_tag("latest")?;
-    let domain = probe.domain();
-    let credentials = DockerConfig::load()?.get(domain)?;
-    let image = reference.familiar();
-    let mut last = None;
-    let mut tags = None;
-    for ep in transport::endpoints(opts.config, domain, opts.tls, true) {
-        let target = Target {
-            config: opts.config,
-            domain,
-            repo: reference.path(),
-            image: &image,
-            op: Op::Pull,
-            credentials: credentials.clone(),
-            scopes: vec![repository_scope(reference.path(), "pull")],
-        };
-        match Session::open(target, &ep).and_then(|s| s.tags()) {
-            Ok(t) => {
-                tags = Some(t);
-                break;
-            }
-            Err(e) if ep.mirror => last = Some(e),
-            Err(e) => return Err(e),
-        }
-    }
-    let Some(mut tags) = tags else {
-        return Err(last.unwrap_or_else(|| Error::Invalid(format!("no endpoint for {domain}"))));
-    };
+    let (_, mut tags) = on_first_endpoint(reference, opts, Session::tags)?;
     tags.sort();
     tags.dedup();
     let mut out = Vec::new();
@@ -272,7 +241,7 @@ pub fn pull(store: &Store, reference: &Reference, opts: &PullOptions<'_>) -> Res
         (None, Some(t)) => t.to_string(),
         (None, None) => unreachable!("with_default_tag gives a tag"),
     };
-    let (session, top) = connect(&reference, opts, &tag_or_digest)?;
+    let (session, top) = on_first_endpoint(&reference, opts, |s| s.get_manifest(&tag_or_digest))?;
     let want = opts.platform.clone().unwrap_or_else(Platform::host);
     let fetched = select_manifest(&session, top.clone(), &want)?;
     let fail = |kind, reason: String| session.error(Failure::new(kind, reason));

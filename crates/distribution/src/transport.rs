@@ -119,7 +119,9 @@ fn registry_certs(dir: &Path) -> Result<(Vec<Certificate<'static>>, Option<Clien
         let data = std::fs::read(&p).map_err(|e| bad(&p, e.to_string()))?;
         let mut certs = Vec::new();
         for item in ureq::tls::parse_pem(&data) {
-            if let PemItem::Certificate(c) = item.map_err(|e| bad(&p, format!("malformed PEM: {e}")))? {
+            if let PemItem::Certificate(c) =
+                item.map_err(|e| bad(&p, format!("malformed PEM: {e}")))?
+            {
                 certs.push(c);
             }
         }

@@ -15,15 +15,6 @@ use common::*;
 use registry_harness::*;
 use serde_json::{Value, json};
 
-/// A two-layer busybox image.
-fn app_image(tag: &str, marker: &[u8]) -> Image {
-    let top = Layer::new()
-        .dir("etc", 0o755)
-        .file("etc/app", 0o644, marker)
-        .tar();
-    Image::new(vec![busybox_layer().tar(), top], &[tag])
-}
-
 /// The digest in `push` output (`TAG: digest: sha256:... size: N`).
 fn pushed_digest(out: &str) -> String {
     out.lines()
@@ -61,7 +52,7 @@ fn push_and_pull_round_trip_through_a_plain_registry() {
     let digest = pushed_digest(&out);
 
     let b = Capsa::new();
-    let out = b.ok(&["pull", &name]);
+    let out = b.ok(&["pull", "--max-concurrent-downloads", "1", &name]);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "1: Pulling from team/app", "{out}");
     assert_eq!(out.matches(": Pull complete").count(), 2, "{out}");
@@ -314,7 +305,10 @@ fn interrupted_downloads_resume_with_range_requests() {
         .load(std::sync::atomic::Ordering::Relaxed);
     // Resumed, not restarted: a restart would send the 1.5 MB before a cut
     // again; a resume repeats at most what the HTTP client had buffered.
-    assert!(forwarded < blob_total + 1_500_000, "{forwarded} bytes forwarded for {blob_total}");
+    assert!(
+        forwarded < blob_total + 1_500_000,
+        "{forwarded} bytes forwarded for {blob_total}"
+    );
     assert_eq!(image_id(&b, &name), img.id());
     assert!(b.store_entries("tmp").is_empty());
 }
@@ -325,7 +319,11 @@ fn large_blobs_are_pushed_in_chunks_that_resume() {
     let reg = Registry::plain();
     let a = Capsa::new();
     // Uncompressed layers: nothing to gain from compressing noise.
-    let img = Image::new(vec![busybox_layer().tar(), noise_layer("data.bin", 20 << 20, 7)], &["chunky:1"]).comp(Comp::None);
+    let img = Image::new(
+        vec![busybox_layer().tar(), noise_layer("data.bin", 20 << 20, 7)],
+        &["chunky:1"],
+    )
+    .comp(Comp::None);
     a.load(&docker_archive(std::slice::from_ref(&img)));
     // Through a proxy that cuts the first upload connection after 5 MB.
     let proxy = CuttingProxy::start(reg.port, Cut::Uploads, 5_000_000, 1);
@@ -333,12 +331,24 @@ fn large_blobs_are_pushed_in_chunks_that_resume() {
     a.ok(&["tag", "chunky:1", &name]);
     let out = a.ok(&["push", &name]);
     assert_eq!(out.matches(": Pushed").count(), 2, "{out}");
-    assert_eq!(proxy.cuts_left.load(std::sync::atomic::Ordering::Relaxed), 0, "an upload was cut");
+    assert_eq!(
+        proxy.cuts_left.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "an upload was cut"
+    );
     // 20 MB in 16 MB chunks (small blobs go in one PUT), plus the retried chunk.
-    assert!(proxy.patch_requests.load(std::sync::atomic::Ordering::Relaxed) >= 3);
+    assert!(
+        proxy
+            .patch_requests
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 3
+    );
     let b = Capsa::new();
     b.ok(&["pull", &format!("{}/chunky/app:1", reg.host)]);
-    assert_eq!(image_id(&b, &format!("{}/chunky/app:1", reg.host)), img.id());
+    assert_eq!(
+        image_id(&b, &format!("{}/chunky/app:1", reg.host)),
+        img.id()
+    );
 }
 
 /// Routes of a fake registry serving `img` as `repo:1`, with `layer_bytes`

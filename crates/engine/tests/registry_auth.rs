@@ -11,14 +11,6 @@ use common::*;
 use registry_harness::*;
 use serde_json::{Value, json};
 
-fn app_image(tag: &str, marker: &[u8]) -> Image {
-    let top = Layer::new()
-        .dir("etc", 0o755)
-        .file("etc/app", 0o644, marker)
-        .tar();
-    Image::new(vec![busybox_layer().tar(), top], &[tag])
-}
-
 fn docker_config(c: &Capsa) -> Value {
     serde_json::from_slice(&std::fs::read(c.docker_config.join("config.json")).unwrap()).unwrap()
 }
@@ -102,6 +94,14 @@ fn tls_registry_with_basic_auth() {
     // --tls-verify (true) still verifies.
     let err = d.fails(&["pull", "--tls-verify", &name]);
     assert!(err.contains("certificate"), "{err}");
+    // A registry listed in insecure-registries needs no CA either.
+    std::fs::write(
+        &d.registries_config,
+        serde_json::to_vec(&json!({"insecure-registries": [&h]})).unwrap(),
+    )
+    .unwrap();
+    d.ok(&["rmi", &name]);
+    d.ok(&["pull", &name]);
 }
 
 #[test]

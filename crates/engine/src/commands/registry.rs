@@ -115,20 +115,14 @@ pub fn pull(root: &Path, a: PullArgs) -> Result<ExitCode> {
         progress: &renderer,
         max_concurrent_downloads: a.max_concurrent_downloads.map(usize::from),
     };
-    let mut out = io::stdout().lock();
     if a.all_tags {
-        if !a.quiet {
-            writeln!(out, "Pulling all tags of {}", reference.name())?;
-        }
-        drop(out);
         capsa_distribution::pull::pull_all_tags(&store, &reference, &opts)?;
         writeln!(io::stdout(), "{}", reference.name())?;
         return Ok(ExitCode::SUCCESS);
     }
     if reference.tag().is_none() && reference.digest().is_none() && !a.quiet {
-        writeln!(out, "Using default tag: latest")?;
+        writeln!(io::stdout(), "Using default tag: latest")?;
     }
-    drop(out);
     let pulled = capsa_distribution::pull(&store, &reference, &opts)?;
     writeln!(io::stdout(), "{}", pulled.reference)?;
     Ok(ExitCode::SUCCESS)

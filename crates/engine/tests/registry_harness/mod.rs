@@ -720,7 +720,9 @@ impl CuttingProxy {
                     return;
                 }
                 let Ok(client) = conn else { continue };
-                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else { continue };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
                 let cut = Some((cut_after, c.clone()));
                 let (up_cut, down_cut) = match direction {
                     Cut::Uploads => (cut, None),
@@ -732,10 +734,7 @@ impl CuttingProxy {
                     pump(c_in, s_out, up_cut, None, |chunk| {
                         let text = String::from_utf8_lossy(chunk).to_ascii_lowercase();
                         r.fetch_add(text.matches("\r\nrange: bytes=").count(), Ordering::Relaxed);
-                        p.fetch_add(
-                            text.matches("patch /v2/").count(),
-                            Ordering::Relaxed,
-                        );
+                        p.fetch_add(text.matches("patch /v2/").count(), Ordering::Relaxed);
                     })
                 });
                 let b = b.clone();
@@ -1026,6 +1025,15 @@ pub fn skopeo(args: &[&str]) -> String {
         stderr(&out)
     );
     stdout(&out)
+}
+
+/// A two-layer busybox image whose `/etc/app` holds `marker`.
+pub fn app_image(tag: &str, marker: &[u8]) -> Image {
+    let top = crate::common::Layer::new()
+        .dir("etc", 0o755)
+        .file("etc/app", 0o644, marker)
+        .tar();
+    Image::new(vec![crate::common::busybox_layer().tar(), top], &[tag])
 }
 
 /// A layer with one file of `size` bytes that gzip cannot shrink
