@@ -48,7 +48,8 @@ impl LayerState {
             LayerState::Waiting => "Waiting".into(),
             LayerState::Downloading => "Downloading".into(),
             LayerState::Retrying { wait, .. } => {
-                format!("Retrying in {} seconds", wait.as_secs_f64().ceil() as u64)
+                let n = wait.as_secs_f64().ceil() as u64;
+                format!("Retrying in {n} second{}", if n == 1 { "" } else { "s" })
             }
             LayerState::VerifyingChecksum => "Verifying Checksum".into(),
             LayerState::DownloadComplete => "Download complete".into(),
@@ -105,4 +106,24 @@ pub struct Silent;
 
 impl Progress for Silent {
     fn report(&self, _: Event<'_>) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_read_like_dockers() {
+        let r = |ms| LayerState::Retrying {
+            attempt: 1,
+            wait: Duration::from_millis(ms),
+        };
+        assert_eq!(r(500).text(), "Retrying in 1 second");
+        assert_eq!(r(2000).text(), "Retrying in 2 seconds");
+        assert_eq!(
+            LayerState::MountedFrom("library/x".into()).text(),
+            "Mounted from library/x"
+        );
+        assert!(LayerState::Downloading.has_bytes() && !LayerState::PullComplete.has_bytes());
+    }
 }

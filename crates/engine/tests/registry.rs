@@ -351,6 +351,54 @@ fn large_blobs_are_pushed_in_chunks_that_resume() {
     );
 }
 
+#[test]
+fn downloads_start_again_when_the_registry_ignores_ranges() {
+    require_registry!();
+    let img = Image::new(
+        vec![busybox_layer().tar(), noise_layer("n.bin", 3 << 20, 9)],
+        &["r:1"],
+    )
+    .comp(Comp::None);
+    let routes = fake_routes(&img, None, None);
+    let big = format!("blobs/{}", sha256(&img.layers[1]));
+    let served = std::sync::atomic::AtomicUsize::new(0);
+    let cut = big.clone();
+    let srv = HttpServer::start(move |req| {
+        if req.path() == "/v2/" {
+            return Response::new(200, "{}");
+        }
+        let key = req
+            .path()
+            .splitn(5, '/')
+            .nth(4)
+            .unwrap_or_default()
+            .to_string();
+        let mut r = routes
+            .get(&key)
+            .cloned()
+            .unwrap_or_else(|| Response::new(404, ""));
+        // The big layer: the first two answers break after 1 MB; Range is ignored.
+        if key == cut && served.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < 2 {
+            r.cut_at = Some(1 << 20);
+        }
+        r
+    });
+    let c = Capsa::new();
+    let name = format!("{}/norange/app:1", srv.host());
+    c.ok(&["pull", &name]);
+    assert_eq!(image_id(&c, &name), img.id());
+    let gets: Vec<Request> = srv
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.path().ends_with(&big))
+        .cloned()
+        .collect();
+    assert_eq!(gets.len(), 3, "two broken answers, then the whole blob");
+    assert!(gets[1].header("range").is_some(), "it asked for the rest");
+}
+
 /// Routes of a fake registry serving `img` as `repo:1`, with `layer_bytes`
 /// served for each layer digest instead of the real blobs when given.
 fn fake_routes(

@@ -326,6 +326,9 @@ pub struct Response {
     pub headers: Vec<(String, String)>,
     /// The body.
     pub body: Vec<u8>,
+    /// Send only this many bytes of the body, then close (Content-Length
+    /// still announces all of it): a connection broken mid-body.
+    pub cut_at: Option<usize>,
 }
 
 impl Response {
@@ -335,6 +338,7 @@ impl Response {
             status,
             headers: Vec::new(),
             body: body.into(),
+            cut_at: None,
         }
     }
 
@@ -454,7 +458,8 @@ fn serve_one(conn: TcpStream, handler: &Handler, log: &Mutex<Vec<Request>>) {
     let mut conn = conn;
     let _ = conn.write_all(head.as_bytes());
     if req.method != "HEAD" {
-        let _ = conn.write_all(&resp.body);
+        let end = resp.cut_at.unwrap_or(resp.body.len()).min(resp.body.len());
+        let _ = conn.write_all(&resp.body[..end]);
     }
     let _ = conn.flush();
 }
