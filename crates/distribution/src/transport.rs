@@ -182,6 +182,9 @@ pub fn agent(config: &Config, domain: &str, endpoint: &Endpoint) -> Result<ureq:
         .timeout_per_read(Some(Duration::from_secs(60)))
         .timeout_per_write(Some(Duration::from_secs(60)))
         .max_redirects(10)
+        // Credentials follow a redirect only to the same host over HTTPS
+        // (blob storage elsewhere gets none), as Docker does.
+        .redirect_auth_headers(ureq::config::RedirectAuthHeaders::SameHost)
         .max_idle_connections_per_host(16)
         .user_agent(concat!("capsa/", env!("CARGO_PKG_VERSION")))
         .build()
