@@ -1,6 +1,7 @@
 //! The commands of `capsa`, one module per command group.
 
 pub mod images;
+pub mod registry;
 pub mod system;
 
 use std::path::Path;
