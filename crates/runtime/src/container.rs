@@ -395,13 +395,13 @@ impl Runtime {
     /// process execs; returns once it has (or reports why it could not).
     pub fn start_attached(&self, created: &mut Created) -> Result<()> {
         created.chan.send(&Msg::Start)?;
-        match created.chan.recv()? {
-            None => {}
-            Some(Msg::Error(text)) => {
-                let _ = waitpid(created.pid(), None);
-                return Err(Error::Init(text));
-            }
-            Some(other) => return Err(Error::Other(format!("sync: unexpected {other:?}"))),
+        let process = created.spec.process().as_ref();
+        if let Err(e) = created
+            .chan
+            .wait_exec(|| process.map(crate::exec::program_name).unwrap_or_default())
+        {
+            let _ = waitpid(created.pid(), None);
+            return Err(e);
         }
         run_poststart(&created.spec, &created.record);
         Ok(())
@@ -437,11 +437,12 @@ impl Runtime {
         let sock = dir.start_socket();
         let chan = Channel::connect(&sock)?;
         chan.send(&Msg::Start)?;
-        match chan.recv()? {
-            None => {}
-            Some(Msg::Error(text)) => return Err(Error::Init(text)),
-            Some(other) => return Err(Error::Other(format!("sync: unexpected {other:?}"))),
-        }
+        chan.wait_exec(|| {
+            dir.load_config()
+                .ok()
+                .and_then(|spec| spec.process().as_ref().map(crate::exec::program_name))
+                .unwrap_or_default()
+        })?;
         let _ = std::fs::remove_file(&sock);
         info.record.status = Status::Running;
         dir.save(&info.record)?;

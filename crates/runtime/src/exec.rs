@@ -10,7 +10,7 @@
 //! [`Channel`]; end-of-file on it means the program was exec'd.
 
 use std::convert::Infallible;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -161,6 +161,15 @@ pub fn process_from_config(config: &Spec, o: &Overrides) -> Result<Process> {
 }
 
 /// Capabilities with every set absent.
+/// The program a process runs (its `args[0]`), for error messages.
+pub fn program_name(process: &Process) -> String {
+    process
+        .args()
+        .as_ref()
+        .and_then(|a| a.first().cloned())
+        .unwrap_or_default()
+}
+
 fn no_caps() -> LinuxCapabilities {
     oci_spec::runtime::LinuxCapabilitiesBuilder::default()
         .build()
@@ -370,14 +379,10 @@ impl Runtime {
             // known once the container is resumed.
             parent_chan.send(&Msg::Start)?;
         }
-        match if paused { None } else { parent_chan.recv()? } {
-            None => {}
-            Some(Msg::Error(text)) => return Err(Error::Other(format!("exec failed: {text}"))),
-            Some(other) => {
-                return Err(Error::Other(format!(
-                    "sync: unexpected {other:?} from the exec'd process"
-                )));
-            }
+        if !paused {
+            parent_chan
+                .wait_exec(|| program_name(process))
+                .map_err(|e| Error::Other(format!("exec failed: {e}")))?;
         }
         let pty_master = match own_console {
             Some(sock) => Some(console::recv_fd(sock.as_raw_fd())?.0),
@@ -468,6 +473,7 @@ impl Child<'_> {
             self.preserve_fds,
             setgroups_allowed,
             self.seccomp,
+            self.chan.as_fd(),
         )
     }
 }

@@ -7,7 +7,7 @@
 //! process exits.
 
 use std::convert::Infallible;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 use nix::sched::CloneFlags;
@@ -215,6 +215,7 @@ fn setup(init: &mut Init<'_>) -> Result<Infallible> {
         init.preserve_fds,
         setgroups_allowed,
         seccomp,
+        init.chan.as_fd(),
     )
 }
 

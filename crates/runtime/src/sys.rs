@@ -196,6 +196,22 @@ pub fn clear_cloexec(fd: RawFd) -> Result<(), Errno> {
     Errno::result(ret).map(drop)
 }
 
+/// Sets FD_CLOEXEC on descriptor `fd` (given by number, e.g. from argv).
+pub fn set_cloexec(fd: RawFd) -> Result<(), Errno> {
+    // SAFETY: F_SETFD only changes a flag of the descriptor; an fd that is not
+    // open yields EBADF.
+    let ret = unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    Errno::result(ret).map(drop)
+}
+
+/// Writes `buf` to descriptor `fd` given by number (one write(2)).
+pub fn write_raw(fd: RawFd, buf: &[u8]) -> Result<usize, Errno> {
+    // SAFETY: `buf` is valid for `buf.len()` bytes during the call; a bad
+    // descriptor yields EBADF.
+    let ret = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+    Errno::result(ret).map(|n| n as usize)
+}
+
 /// Restores the default disposition of `sig`.
 pub fn default_signal(sig: nix::sys::signal::Signal) {
     // SAFETY: installing SIG_DFL involves no handler code; the previous

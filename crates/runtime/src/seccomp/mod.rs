@@ -348,6 +348,19 @@ pub fn compile(cfg: &LinuxSeccomp) -> Result<Filter> {
 }
 
 impl Filter {
+    /// Whether the filter lets a process of the native architecture make
+    /// system call `name` with `args` (it returns ALLOW or LOG for it).
+    pub fn allows(&self, name: &str, args: [u64; 6]) -> bool {
+        let Some(info) = arch_info(native_arch()) else {
+            return false;
+        };
+        let Some(nr) = lookup(info.table, name) else {
+            return false;
+        };
+        let ret = bpf::interpret(&self.program, info.audit, nr, args, info.big_endian);
+        ret == RET_ALLOW || ret == RET_LOG
+    }
+
     /// Installs the filter on the calling thread (it needs no_new_privs or
     /// CAP_SYS_ADMIN). Returns the notify listener's descriptor when the
     /// filter has SCMP_ACT_NOTIFY rules.
