@@ -353,6 +353,40 @@ pub fn seccomp_set_filter(
     }
 }
 
+/// Whether this kernel knows SECCOMP_FILTER_FLAG_* `flag`: seccomp(2) is
+/// asked to install a NULL program with it, which fails with EFAULT when
+/// the flags are valid and EINVAL when not (as libseccomp probes).
+pub fn seccomp_flag_known(flag: u32) -> bool {
+    const SECCOMP_SET_MODE_FILTER: libc::c_uint = 1;
+    // SAFETY: the kernel checks the flags, then fails to read the NULL
+    // program; nothing is installed and no memory of ours is touched.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            SECCOMP_SET_MODE_FILTER,
+            flag,
+            std::ptr::null::<SockFprog>(),
+        )
+    };
+    Errno::result(ret).err() == Some(Errno::EFAULT)
+}
+
+/// Whether this kernel has seccomp return action `action`
+/// (SECCOMP_GET_ACTION_AVAIL).
+pub fn seccomp_action_available(action: u32) -> bool {
+    const SECCOMP_GET_ACTION_AVAIL: libc::c_uint = 2;
+    // SAFETY: the kernel reads one u32 from `action`, which lives across the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            SECCOMP_GET_ACTION_AVAIL,
+            0,
+            &action as *const u32,
+        )
+    };
+    ret == 0
+}
+
 /// `struct mount_attr` of mount_setattr(2): attributes to set and clear,
 /// a propagation type, and the user namespace of an id-mapped mount.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -300,13 +300,25 @@ pub fn compile(cfg: &LinuxSeccomp) -> Result<Filter> {
     }
 
     let mut flags = 0;
-    for f in cfg.flags().iter().flatten() {
-        flags |= match f {
-            LinuxSeccompFilterFlag::SeccompFilterFlagTsync => FLAG_TSYNC,
-            LinuxSeccompFilterFlag::SeccompFilterFlagLog => FLAG_LOG,
-            LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => FLAG_SPEC_ALLOW,
-            LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => FLAG_WAIT_KILLABLE_RECV,
+    for (i, f) in cfg.flags().iter().flatten().enumerate() {
+        let (flag, probe) = match f {
+            LinuxSeccompFilterFlag::SeccompFilterFlagTsync => (FLAG_TSYNC, FLAG_TSYNC),
+            LinuxSeccompFilterFlag::SeccompFilterFlagLog => (FLAG_LOG, FLAG_LOG),
+            LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => {
+                (FLAG_SPEC_ALLOW, FLAG_SPEC_ALLOW)
+            }
+            LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => (
+                FLAG_WAIT_KILLABLE_RECV,
+                FLAG_WAIT_KILLABLE_RECV | FLAG_NEW_LISTENER,
+            ),
         };
+        if !crate::sys::seccomp_flag_known(probe) {
+            return Err(Error::config(
+                format!("linux.seccomp.flags[{i}]"),
+                format!("{f:?} is not supported by this kernel"),
+            ));
+        }
+        flags |= flag;
     }
     if notify {
         flags |= FLAG_NEW_LISTENER;
@@ -446,59 +458,64 @@ pub fn send_to_listener(
     )
 }
 
-/// The seccomp part of the features document: what really works here.
+/// The actions of runtime-spec and the seccomp return value each maps to.
+const ACTIONS: &[(&str, u32)] = &[
+    ("SCMP_ACT_ALLOW", RET_ALLOW),
+    ("SCMP_ACT_ERRNO", RET_ERRNO),
+    ("SCMP_ACT_KILL", RET_KILL_THREAD),
+    ("SCMP_ACT_KILL_PROCESS", RET_KILL_PROCESS),
+    ("SCMP_ACT_KILL_THREAD", RET_KILL_THREAD),
+    ("SCMP_ACT_LOG", RET_LOG),
+    ("SCMP_ACT_NOTIFY", RET_USER_NOTIF),
+    ("SCMP_ACT_TRACE", RET_TRACE),
+    ("SCMP_ACT_TRAP", RET_TRAP),
+];
+
+/// The filter flags of runtime-spec and their values.
+const FLAGS: &[(&str, u32)] = &[
+    ("SECCOMP_FILTER_FLAG_TSYNC", FLAG_TSYNC),
+    ("SECCOMP_FILTER_FLAG_LOG", FLAG_LOG),
+    ("SECCOMP_FILTER_FLAG_SPEC_ALLOW", FLAG_SPEC_ALLOW),
+    (
+        "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
+        FLAG_WAIT_KILLABLE_RECV | FLAG_NEW_LISTENER,
+    ),
+];
+
+/// The seccomp part of the features document: the actions and flags this
+/// kernel has (asked of it), every operator (all compiled to plain BPF) and
+/// the architectures whose system calls the filters handle here.
 pub fn features() -> serde_json::Value {
     let arches: Vec<&str> = host_arches()
         .iter()
         .filter_map(|a| arch_info(*a))
         .map(|i| i.name)
         .collect();
+    let actions: Vec<&str> = ACTIONS
+        .iter()
+        .filter(|(_, ret)| crate::sys::seccomp_action_available(*ret))
+        .map(|(name, _)| *name)
+        .collect();
     serde_json::json!({
         "enabled": true,
-        "actions": [
-            "SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
-            "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY", "SCMP_ACT_TRACE",
-            "SCMP_ACT_TRAP"
-        ],
+        "actions": actions,
         "operators": [
             "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT",
             "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"
         ],
         "archs": arches,
-        "knownFlags": [
-            "SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG",
-            "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"
-        ],
+        "knownFlags": FLAGS.iter().map(|(name, _)| *name).collect::<Vec<_>>(),
         "supportedFlags": supported_flags(),
     })
 }
 
-/// The filter flags this kernel accepts (SECCOMP_GET_ACTION_AVAIL-style probe
-/// of each flag with an empty filter is not possible without installing one,
-/// so the kernel version decides: all four exist since Linux 5.19).
+/// The filter flags this kernel accepts.
 fn supported_flags() -> Vec<&'static str> {
-    let mut out = vec![
-        "SECCOMP_FILTER_FLAG_TSYNC",
-        "SECCOMP_FILTER_FLAG_LOG",
-        "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
-    ];
-    if kernel_at_least(5, 19) {
-        out.push("SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV");
-    }
-    out
-}
-
-/// Whether the running kernel is at least `major.minor`.
-pub fn kernel_at_least(major: u32, minor: u32) -> bool {
-    let Ok(uts) = nix::sys::utsname::uname() else {
-        return false;
-    };
-    let release = uts.release().to_string_lossy();
-    let mut parts = release
-        .split(|c: char| !c.is_ascii_digit())
-        .filter_map(|p| p.parse::<u32>().ok());
-    let (ma, mi) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    (ma, mi) >= (major, minor)
+    FLAGS
+        .iter()
+        .filter(|(_, flag)| crate::sys::seccomp_flag_known(*flag))
+        .map(|(name, _)| *name)
+        .collect()
 }
 
 #[cfg(test)]
