@@ -334,8 +334,21 @@ impl Runtime {
         } else {
             cg.v1_join_files()?
         };
-        let forked =
-            namespaces::clone_into(target.pid_ns.as_ref(), CloneFlags::empty(), into_cgroup);
+        // An unprivileged caller cannot join a pid namespace owned by the
+        // container's user namespace: the child joins that user namespace,
+        // then the pid namespace, and forks the process (see Child::setup).
+        let pid_ns_late = target.pid_ns.is_some()
+            && !nix::unistd::geteuid().is_root()
+            && target
+                .joins
+                .iter()
+                .any(|j| j.typ == LinuxNamespaceType::User);
+        let pid_ns_now = if pid_ns_late {
+            None
+        } else {
+            target.pid_ns.as_ref()
+        };
+        let forked = namespaces::clone_into(pid_ns_now, CloneFlags::empty(), into_cgroup);
         let pid = match forked {
             Ok(CloneResult::Child) => {
                 drop(parent_chan);
@@ -350,6 +363,7 @@ impl Runtime {
                     seccomp: seccomp.as_ref().map(|s| (s, state.as_str())),
                     join_late: paused,
                     cgroup_join,
+                    pid_ns_late,
                 };
                 let _ = nix::unistd::close(dir.lock_fd());
                 let outcome =
@@ -362,6 +376,23 @@ impl Runtime {
         };
         let mut reaper = Reaper(Some(pid));
         drop(child_chan);
+        let pid = if pid_ns_late {
+            // The first child forked the process into the pid namespace.
+            let pid = match parent_chan.recv()? {
+                Some(Msg::Pid(p)) => Pid::from_raw(p),
+                Some(Msg::Error(text)) => return Err(Error::Other(format!("exec failed: {text}"))),
+                other => {
+                    return Err(Error::Other(format!(
+                        "sync: expected the process's pid, got {other:?}"
+                    )));
+                }
+            };
+            let _ = waitpid(reaper.0.take().expect("set above"), None);
+            reaper.0 = Some(pid);
+            pid
+        } else {
+            pid
+        };
         drop(console);
         drop(target);
 
@@ -413,14 +444,42 @@ struct Child<'a> {
     join_late: bool,
     /// The `tasks` files of the v1 cgroups to join at once.
     cgroup_join: Vec<OwnedFd>,
+    /// Join the user and pid namespaces first and fork the process into
+    /// the pid namespace (an unprivileged caller).
+    pid_ns_late: bool,
 }
 
 impl Child<'_> {
+    /// Joins the container's user namespace, then its pid namespace, and
+    /// forks the process that goes on (as a sibling, CLONE_PARENT); this
+    /// first child reports its pid and exits.
+    fn fork_into_pid_ns(&self) -> Result<()> {
+        for join in &self.target.joins {
+            if join.typ == LinuxNamespaceType::User {
+                namespaces::enter(join)?;
+            }
+        }
+        if let Some(pid_ns) = &self.target.pid_ns {
+            namespaces::enter(pid_ns)?;
+        }
+        match sys::clone3(CloneFlags::CLONE_PARENT.bits() as u64, None) {
+            Ok(CloneResult::Child) => Ok(()),
+            Ok(CloneResult::Parent(pid)) => {
+                self.chan.send(&Msg::Pid(pid.as_raw()))?;
+                sys::exit_now(0)
+            }
+            Err(e) => Err(Error::sys("clone3", "CLONE_PARENT (exec)", e)),
+        }
+    }
+
     /// Joins the container and execs the program; returns only on failure.
     fn setup(&mut self) -> Result<Infallible> {
-        nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).sys("prctl", "PR_SET_PDEATHSIG")?;
         // Nothing in the container may ptrace us or read our memory until exec.
         nix::sys::prctl::set_dumpable(false).sys("prctl", "PR_SET_DUMPABLE")?;
+        if self.pid_ns_late {
+            self.fork_into_pid_ns()?;
+        }
+        nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).sys("prctl", "PR_SET_PDEATHSIG")?;
         crate::cgroups::join_self(&self.cgroup_join)?;
         self.cgroup_join.clear();
         // Had the runtime died, this fails.
@@ -431,8 +490,11 @@ impl Child<'_> {
         }
         let mut user_ns = false;
         for join in &self.target.joins {
-            namespaces::enter(join)?;
-            user_ns |= join.typ == LinuxNamespaceType::User;
+            let is_user = join.typ == LinuxNamespaceType::User;
+            if !(is_user && self.pid_ns_late) {
+                namespaces::enter(join)?;
+            }
+            user_ns |= is_user;
         }
         // /proc/self is still the host's /proc here.
         let setgroups_allowed = !user_ns || init::setgroups_allowed();

@@ -82,7 +82,14 @@ fn setup(init: &mut Init<'_>) -> Result<Infallible> {
     // Had the runtime died before the line above, the channel would be at
     // end-of-file and the next receive fails: no orphan goes on alone.
     // Nothing in the container may ptrace us or read our memory until exec.
-    nix::sys::prctl::set_dumpable(false).sys("prctl", "PR_SET_DUMPABLE")?;
+    // An unprivileged runtime can only write our uid/gid maps while our
+    // /proc files are its own, i.e. while we are dumpable: then we become
+    // undumpable on "go", before anything of the container exists.
+    let maps_by_user =
+        init.plan.creates(LinuxNamespaceType::User) && !nix::unistd::geteuid().is_root();
+    if !maps_by_user {
+        nix::sys::prctl::set_dumpable(false).sys("prctl", "PR_SET_DUMPABLE")?;
+    }
     // The new namespaces but pid and user (made by clone3), while the
     // runtime makes the cgroups on the other CPU.
     if !init.plan.joins(LinuxNamespaceType::User) {
@@ -114,6 +121,9 @@ fn setup(init: &mut Init<'_>) -> Result<Infallible> {
 
     let state = match init.chan.recv_with_fds()? {
         (Some(Msg::Go(state)), cgroup_join) => {
+            if maps_by_user {
+                nix::sys::prctl::set_dumpable(false).sys("prctl", "PR_SET_DUMPABLE")?;
+            }
             // Into the v1 cgroups (the runtime opened their files) before the
             // cgroup namespace is made and anything of the container runs.
             crate::cgroups::join_self(&cgroup_join)?;

@@ -251,3 +251,155 @@ mod notify {
         };
     }
 }
+
+/// An unprivileged user made for a test (with /etc/subuid and /etc/subgid
+/// ranges), removed with them when dropped, even if the test fails.
+pub struct TestUser {
+    /// The login name.
+    pub name: String,
+    /// Its uid and gid.
+    pub uid: u32,
+    pub gid: u32,
+    /// The first of its subordinate uids and gids, and how many.
+    pub subid_start: u32,
+    pub subid_count: u32,
+    /// A directory it owns, for its XDG_RUNTIME_DIR.
+    pub runtime_dir: tempfile::TempDir,
+}
+
+impl TestUser {
+    /// Makes a new user; `None` (after printing why the test is skipped)
+    /// when not root or useradd/newuidmap are missing.
+    pub fn create() -> Option<TestUser> {
+        if crate::common::skip_unless_root() {
+            return None;
+        }
+        for tool in ["useradd", "userdel", "newuidmap", "newgidmap", "setpriv"] {
+            let found = std::env::var_os("PATH")
+                .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+                || Path::new("/usr/sbin").join(tool).is_file();
+            if !found {
+                eprintln!("SKIPPED: {tool} is missing (apt-get install passwd uidmap util-linux)");
+                return None;
+            }
+        }
+        // useradd locks /etc/passwd: one at a time here, retried when
+        // another process holds the lock.
+        static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
+        let name = format!(
+            "capsa-t{}",
+            crate::common::unique("").trim_start_matches('-')
+        );
+        let mut tries = 0;
+        loop {
+            let out = Command::new("useradd")
+                .args(["-M", "-s", "/bin/sh", &name])
+                .output()
+                .unwrap();
+            if out.status.success() {
+                break;
+            }
+            tries += 1;
+            assert!(
+                tries < 50,
+                "useradd {name}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let user = nix::unistd::User::from_name(&name).unwrap().unwrap();
+        let runtime_dir = tempfile::Builder::new()
+            .prefix("capsa-xdg-")
+            .tempdir()
+            .unwrap();
+        let mut u = TestUser {
+            name,
+            uid: user.uid.as_raw(),
+            gid: user.gid.as_raw(),
+            subid_start: 0,
+            subid_count: 0,
+            runtime_dir,
+        };
+        std::os::unix::fs::chown(u.runtime_dir.path(), Some(u.uid), Some(u.gid)).unwrap();
+        match subids(&u.name) {
+            Some((start, count)) => (u.subid_start, u.subid_count) = (start, count),
+            None => {
+                // This useradd allocates none: give it a range of its own.
+                let start = 700_000_000 + (u.uid % 1000) * 65536;
+                let range = format!("{start}-{}", start + 65535);
+                let ok = Command::new("usermod")
+                    .args(["--add-subuids", &range, "--add-subgids", &range, &u.name])
+                    .status()
+                    .unwrap()
+                    .success();
+                assert!(ok, "usermod --add-subuids for {}", u.name);
+                (u.subid_start, u.subid_count) = (start, 65536);
+            }
+        }
+        Some(u)
+    }
+
+    /// A command running `program` as this user (real and effective ids,
+    /// its groups), with a clean environment and XDG_RUNTIME_DIR set.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new("setpriv");
+        c.args([
+            "--reuid",
+            &self.uid.to_string(),
+            "--regid",
+            &self.gid.to_string(),
+            "--init-groups",
+            "--",
+        ])
+        .arg(program)
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+        .env("XDG_RUNTIME_DIR", self.runtime_dir.path())
+        .env("HOME", self.runtime_dir.path())
+        .stdin(std::process::Stdio::null());
+        c
+    }
+
+    /// Gives the user a file or directory.
+    pub fn own(&self, path: &Path) {
+        std::os::unix::fs::chown(path, Some(self.uid), Some(self.gid)).unwrap();
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        // Its containers are deleted by their own guards first; userdel
+        // refuses while a process of the user is still exiting.
+        for _ in 0..50 {
+            let ok = Command::new("userdel")
+                .arg(&self.name)
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if ok
+                || nix::unistd::User::from_name(&self.name)
+                    .ok()
+                    .flatten()
+                    .is_none()
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// The first subordinate uid of `user` in /etc/subuid and how many it has.
+fn subids(user: &str) -> Option<(u32, u32)> {
+    let text = std::fs::read_to_string("/etc/subuid").ok()?;
+    let gids = std::fs::read_to_string("/etc/subgid").ok()?;
+    let find = |t: &str| {
+        t.lines().find_map(|l| {
+            let mut f = l.split(':');
+            (f.next()? == user).then(|| Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?)))?
+        })
+    };
+    let (u, g) = (find(&text)?, find(&gids)?);
+    (u == g).then_some(u)
+}
