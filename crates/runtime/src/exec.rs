@@ -53,6 +53,10 @@ pub struct Overrides {
     pub no_new_privs: bool,
     /// Give the process a terminal.
     pub tty: bool,
+    /// The AppArmor profile to run under (`process.apparmorProfile`).
+    pub apparmor: Option<String>,
+    /// The SELinux label to run with (`process.selinuxLabel`).
+    pub process_label: Option<String>,
 }
 
 /// Options of `exec`.
@@ -157,10 +161,15 @@ pub fn process_from_config(config: &Spec, o: &Overrides) -> Result<Process> {
     if o.no_new_privs {
         p.set_no_new_privileges(Some(true));
     }
+    if let Some(profile) = &o.apparmor {
+        p.set_apparmor_profile(Some(profile.clone()));
+    }
+    if let Some(label) = &o.process_label {
+        p.set_selinux_label(Some(label.clone()));
+    }
     Ok(p)
 }
 
-/// Capabilities with every set absent.
 /// The program a process runs (its `args[0]`), for error messages.
 pub fn program_name(process: &Process) -> String {
     process
@@ -170,6 +179,7 @@ pub fn program_name(process: &Process) -> String {
         .unwrap_or_default()
 }
 
+/// Capabilities with every set absent.
 fn no_caps() -> LinuxCapabilities {
     oci_spec::runtime::LinuxCapabilitiesBuilder::default()
         .build()
@@ -560,9 +570,13 @@ mod tests {
             caps: vec!["CAP_SYS_ADMIN".into(), "net_raw".into()],
             no_new_privs: true,
             tty: false,
+            apparmor: Some("capsa-profile".into()),
+            process_label: Some("u:r:t:s0".into()),
         };
         let p = process_from_config(&config(), &o).unwrap();
         assert_eq!(p.args().as_deref().unwrap(), ["ls", "-l"]);
+        assert_eq!(p.apparmor_profile().as_deref(), Some("capsa-profile"));
+        assert_eq!(p.selinux_label().as_deref(), Some("u:r:t:s0"));
         assert_eq!(p.terminal(), Some(false));
         let env = p.env().as_deref().unwrap();
         assert!(env.iter().any(|e| e.starts_with("PATH=")));
