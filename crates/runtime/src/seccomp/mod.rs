@@ -4,9 +4,9 @@
 //! capsa compiles filters itself ([`bpf`]) instead of through libseccomp:
 //! libseccomp 2.5 takes about 6 ms for a Docker-sized profile on three
 //! architectures, over the 1 ms the whole filter may add to a container
-//! start; the interval-tree compiler here takes tens of microseconds and
-//! produces a shorter program. System call numbers come from tables
-//! generated from libseccomp's ([`tables`]).
+//! start; the interval-tree compiler here takes about 0.2 ms for it in a
+//! fresh process (80 µs warm) and produces a shorter program. System call
+//! numbers come from tables generated from libseccomp's ([`tables`]).
 
 pub mod bpf;
 pub mod profile;
@@ -137,6 +137,36 @@ pub fn host_arches() -> &'static [Arch] {
 }
 
 /// The number of system call `name` on the architecture with `table`.
+/// As [`lookup`], searching forward from `*hint` (where the previous name
+/// was) with exponentially growing steps when `name` sorts after it, and
+/// leaving `*hint` where `name` is or would be.
+fn lookup_from(table: &[(&str, u32)], name: &str, hint: &mut usize) -> Option<u32> {
+    let mut lo = (*hint).min(table.len());
+    if lo > 0 && table[lo - 1].0 >= name {
+        lo = 0;
+    }
+    // table[..lo] sorts before `name`; find an end past it.
+    let mut step = 1;
+    let mut hi = lo;
+    while hi < table.len() && table[hi].0 < name {
+        lo = hi + 1;
+        hi += step;
+        step *= 2;
+    }
+    let hi = (hi + 1).min(table.len());
+    let found = table[lo..hi].binary_search_by(|(n, _)| (*n).cmp(name));
+    match found {
+        Ok(i) => {
+            *hint = lo + i + 1;
+            Some(table[lo + i].1)
+        }
+        Err(i) => {
+            *hint = lo + i;
+            None
+        }
+    }
+}
+
 fn lookup(table: &[(&str, u32)], name: &str) -> Option<u32> {
     table
         .binary_search_by(|(n, _)| (*n).cmp(name))
@@ -256,11 +286,14 @@ pub fn compile(cfg: &LinuxSeccomp) -> Result<Filter> {
                 "no system call named",
             ));
         }
-        for name in sc.names() {
-            for (info, rules) in per_arch.iter_mut() {
+        for (info, rules) in per_arch.iter_mut() {
+            // Profiles list names mostly in order: each is searched from
+            // where the previous one was found.
+            let mut hint = 0;
+            for name in sc.names() {
                 // Names unknown on an architecture are skipped, as runc
                 // does, so that one profile serves several.
-                if let Some(nr) = lookup(info.table, name) {
+                if let Some(nr) = lookup_from(info.table, name, &mut hint) {
                     rules.entry(nr).or_default().push(Rule {
                         action,
                         conds: conds.clone(),
@@ -541,6 +574,19 @@ mod tests {
         assert_eq!(lookup(tables::X86_64, "socket"), Some(41));
         assert_eq!(lookup(tables::X86, "socket"), Some(359));
         assert_eq!(lookup(tables::X86_64, "no_such_call"), None);
+        // The forward search finds what the plain one does, in any order.
+        let names: Vec<&str> = tables::X86_64.iter().map(|(n, _)| *n).collect();
+        let mut probes: Vec<&str> = names.clone();
+        probes.extend(["aaa", "zzz", "no_such_call", "read", "accept", "write"]);
+        probes.extend(names.iter().rev());
+        let mut hint = 0;
+        for p in probes {
+            assert_eq!(
+                lookup_from(tables::X86_64, p, &mut hint),
+                lookup(tables::X86_64, p),
+                "{p}"
+            );
+        }
     }
 
     #[test]
