@@ -399,3 +399,38 @@ fn the_default_capabilities_forbid_privileged_operations() {
     assert!(out.starts_with("ret=-1 errno=1\n"), "{out}");
     assert!(!out.contains("ping-ok"), "ping without CAP_NET_RAW: {out}");
 }
+
+#[test]
+fn the_copy_trampoline_of_other_architectures_execs_and_reports() {
+    // Architectures without the machine-code trampoline exec a sealed copy
+    // of the runtime's binary with argv[0] = COPY_MARKER; the binary's main
+    // then does the trampoline's work. Here the report descriptor is stdout.
+    use std::os::unix::process::CommandExt;
+    let marker = capsa_runtime::trampoline::COPY_MARKER;
+    let out = Command::new(bin())
+        .arg0(marker)
+        .args([
+            "1",
+            "/bin/sh",
+            "sh",
+            "-c",
+            "[ \"$V\" = 2 ] && [ \"$0\" = sh ] && exit 7",
+        ])
+        .env("V", "2")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(7), "{out:?}");
+    assert!(
+        out.stdout.is_empty(),
+        "nothing reported on success: {out:?}"
+    );
+    let out = Command::new(bin())
+        .arg0(marker)
+        .args(["1", "/no/such/program", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(127));
+    let mut want = vec![b'X'];
+    want.extend_from_slice(&(libc::ENOENT as u32).to_le_bytes());
+    assert_eq!(out.stdout, want, "the failure is reported with its errno");
+}
