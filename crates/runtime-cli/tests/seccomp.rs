@@ -603,3 +603,24 @@ fn exec_honours_the_containers_profile() {
     let out = rt.output(&["exec", &id, "sh", "-c", "mkdir /tmp/e || echo refused"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "refused\n");
 }
+
+#[test]
+fn a_profile_denying_execveat_still_starts_the_program() {
+    // The trampoline is then exec'd by its /proc/self/fd path with execve.
+    for action in ["SCMP_ACT_ERRNO", "SCMP_ACT_KILL_PROCESS"] {
+        let Some(mut b) = bundle(allow_but(json!([
+            {"names": ["execveat"], "action": action}
+        ]))) else {
+            return;
+        };
+        let rt = Runtime::new();
+        let (code, out, err) = run_sh(&rt, &mut b, "echo started");
+        assert_eq!((code, out.as_str()), (0, "started\n"), "{action}: {err}");
+        // exec too.
+        b.args(&["sleep", "30"]);
+        let id = rt.id("seccomp-execveat");
+        let (ok, _, err) = rt.detached(&["run", "-d", "--bundle", &b.path_str(), &id]);
+        assert!(ok, "{action}: {err}");
+        assert_eq!(rt.ok(&["exec", &id, "echo", "in"]), "in\n");
+    }
+}

@@ -489,6 +489,12 @@ pub fn send_to_listener(
         notify_fd.as_raw_fd(),
         &msg.to_string(),
     )
+    .map_err(|e| {
+        Error::config(
+            "linux.seccomp.listenerPath",
+            format!("sending the notify descriptor to the listener (sendmsg): {e}"),
+        )
+    })
 }
 
 /// The actions of runtime-spec and the seccomp return value each maps to.
