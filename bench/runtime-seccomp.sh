@@ -8,7 +8,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 . bench/lib.sh
-CAPSA_BIN=$(./scripts/build-release.sh --examples)
+CAPSA_BIN=$(./scripts/build-release.sh --bins --examples)
 work=$(mktemp -d /tmp/capsa-bench-XXXXXX)
 croot=$(mktemp -d /dev/shm/capsa-bench-XXXXXX)
 rroot=$(mktemp -d /dev/shm/runc-bench-XXXXXX)

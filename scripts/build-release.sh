@@ -4,7 +4,7 @@
 # non-PIE one skips another ~0.08 ms of start-up relocations; every container
 # start pays for one program start. (Heap, stack and mmap stay randomised.)
 # Prints the directory holding the binaries. Extra arguments go to cargo
-# build (e.g. --examples).
+# build (e.g. --bins --examples: with a target selection, only what is named is built).
 set -eu
 cd "$(dirname "$0")/.."
 host=$(rustc -vV | sed -n 's/^host: //p')

@@ -72,6 +72,11 @@ fn denied_calls_return_the_configured_errno() {
     ]))) else {
         return;
     };
+    // Hooks run while the filter travels to the init: the messages must not cross.
+    b.edit(|c| {
+        c["hooks"] =
+            json!({"prestart": [{"path": "/bin/true"}], "createRuntime": [{"path": "/bin/true"}]})
+    });
     let rt = Runtime::new();
     let script = format!(
         "sysprobe native {MKDIR} 0; sysprobe native {RMDIR} 0; sysprobe native {FCHDIR} 99999; \

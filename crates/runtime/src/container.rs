@@ -170,17 +170,6 @@ impl Runtime {
         let linux = spec.linux().as_ref().expect("validated");
         let plan = Plan::from_config(linux)?;
         tracing::debug!(us = t0.elapsed().as_micros() as u64, "config loaded");
-        let seccomp = linux
-            .seccomp()
-            .as_ref()
-            .map(crate::seccomp::Setup::prepare)
-            .transpose()?;
-        if seccomp.is_some() {
-            tracing::debug!(
-                us = t0.elapsed().as_micros() as u64,
-                "seccomp filter compiled"
-            );
-        }
 
         let terminal = process.terminal().unwrap_or(false);
         let (console, own_console) = console::for_process(
@@ -250,7 +239,7 @@ impl Runtime {
                     no_new_keyring: opts.no_new_keyring,
                     preserve_fds: opts.preserve_fds,
                     cgroup_ns_done: flags.contains(CloneFlags::CLONE_NEWCGROUP),
-                    seccomp,
+                    seccomp: linux.seccomp().is_some(),
                     rootfs_host: &rootfs_host,
                 })
             }
@@ -330,6 +319,21 @@ impl Runtime {
             });
         }
         drop(cgroup_join);
+        if let Some(cfg) = linux.seccomp() {
+            // Compiled while the init sets up its root filesystem (it takes
+            // the filter before its hooks run).
+            let setup = crate::seccomp::Setup::prepare(cfg)?;
+            tracing::debug!(
+                us = t0.elapsed().as_micros() as u64,
+                "seccomp filter compiled"
+            );
+            if let Err(e) = setup.send(&parent_chan) {
+                return Err(match parent_chan.recv() {
+                    Ok(Some(Msg::Error(text))) => Error::Init(text),
+                    _ => e,
+                });
+            }
+        }
         loop {
             match parent_chan.recv()? {
                 Some(Msg::RunHooks) => {

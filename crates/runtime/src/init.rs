@@ -42,8 +42,9 @@ pub(crate) struct Init<'a> {
     pub preserve_fds: u32,
     /// Whether clone3 already created the cgroup namespace.
     pub cgroup_ns_done: bool,
-    /// The compiled seccomp filter, installed just before exec.
-    pub seccomp: Option<crate::seccomp::Setup>,
+    /// Whether the runtime sends a seccomp filter after "go" (it compiles
+    /// it meanwhile); it is installed just before exec.
+    pub seccomp: bool,
     /// What the runtime prepared for the rootfs before forking us.
     pub rootfs_host: &'a mounts::HostPrep,
 }
@@ -158,6 +159,12 @@ fn setup(init: &mut Init<'_>) -> Result<Infallible> {
         None => Default::default(),
     };
 
+    let seccomp = if init.seccomp {
+        Some(crate::seccomp::Setup::recv(&init.chan)?)
+    } else {
+        None
+    };
+
     let spec_hooks = init.spec.hooks().as_ref();
     if hooks::any(spec_hooks, &[Kind::Prestart, Kind::CreateRuntime]) {
         init.chan.send(&Msg::RunHooks)?;
@@ -218,7 +225,7 @@ fn setup(init: &mut Init<'_>) -> Result<Infallible> {
         )?;
     }
 
-    let seccomp = init.seccomp.as_ref().map(|s| (s, state.as_str()));
+    let seccomp = seccomp.as_ref().map(|s| (s, state.as_str()));
     process::finalize_and_exec(
         init.process,
         &exe,

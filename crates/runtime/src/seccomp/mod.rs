@@ -20,6 +20,7 @@ use oci_spec::runtime::{
 };
 
 use crate::error::{Error, Result};
+use crate::sync::{Channel, Msg};
 use bpf::{ArchRules, ArgOp, Cond, Defaults, Rule, SockFilter};
 
 // SECCOMP_RET_* (linux/seccomp.h).
@@ -456,6 +457,81 @@ impl Setup {
         })
     }
 
+    /// Sends the filter, its metadata and listener socket to the container's
+    /// init over the set-up channel: the runtime compiles it while the init
+    /// sets up its root filesystem.
+    pub fn send(&self, chan: &Channel) -> Result<()> {
+        let f = &self.filter;
+        let mut b = Vec::with_capacity(10 + f.program.len() * 8);
+        b.extend_from_slice(&f.flags.to_le_bytes());
+        b.push(f.notify as u8);
+        let meta = self.metadata.as_deref().map(str::as_bytes);
+        b.push(meta.is_some() as u8);
+        let meta = meta.unwrap_or_default();
+        b.extend_from_slice(&(meta.len() as u32).to_le_bytes());
+        b.extend_from_slice(meta);
+        for i in &f.program {
+            b.extend_from_slice(&i.code.to_le_bytes());
+            b.extend_from_slice(&[i.jt, i.jf]);
+            b.extend_from_slice(&i.k.to_le_bytes());
+        }
+        let fds = match &self.listener {
+            Some(fd) => vec![
+                fd.try_clone()
+                    .map_err(|e| Error::io("dup", "the seccomp listener socket", e))?,
+            ],
+            None => Vec::new(),
+        };
+        chan.send_with_fds(&Msg::Seccomp(b), &fds)
+    }
+
+    /// Receives what [`Setup::send`] sent (in the container's init).
+    pub fn recv(chan: &Channel) -> Result<Setup> {
+        let (msg, mut fds) = chan.recv_with_fds()?;
+        let b = match msg {
+            Some(Msg::Seccomp(b)) => b,
+            Some(Msg::Error(text)) => return Err(Error::Init(text)),
+            other => {
+                return Err(Error::Other(format!(
+                    "sync: expected the seccomp filter, got {other:?}"
+                )));
+            }
+        };
+        let bad = || Error::Other("sync: malformed seccomp filter message".into());
+        let u32_at = |at: usize| -> Result<u32> {
+            let bytes = b.get(at..at + 4).ok_or_else(bad)?;
+            Ok(u32::from_le_bytes(bytes.try_into().expect("4 bytes")))
+        };
+        let flags = u32_at(0)?;
+        let notify = *b.get(4).ok_or_else(bad)? != 0;
+        let has_meta = *b.get(5).ok_or_else(bad)? != 0;
+        let meta_len = u32_at(6)? as usize;
+        let meta = b.get(10..10 + meta_len).ok_or_else(bad)?;
+        let metadata = has_meta.then(|| String::from_utf8_lossy(meta).into_owned());
+        let code = &b[10 + meta_len..];
+        if code.len() % 8 != 0 {
+            return Err(bad());
+        }
+        let program = code
+            .chunks_exact(8)
+            .map(|c| SockFilter {
+                code: u16::from_le_bytes([c[0], c[1]]),
+                jt: c[2],
+                jf: c[3],
+                k: u32::from_le_bytes([c[4], c[5], c[6], c[7]]),
+            })
+            .collect();
+        Ok(Setup {
+            filter: Filter {
+                program,
+                flags,
+                notify,
+            },
+            listener: fds.pop(),
+            metadata,
+        })
+    }
+
     /// Installs the filter on the calling process and hands the notify
     /// descriptor to the listener with `state` (the container's state JSON).
     pub fn apply(&self, state: &str) -> Result<()> {
@@ -627,6 +703,43 @@ mod tests {
         assert_eq!(run(x86_64, 0x4000_0000, 0), RET_ALLOW); // x32 read
         assert_eq!(run(0xc000_00b7, 63, 0), RET_KILL_PROCESS); // aarch64: not for this host
         assert!(!f.notify);
+    }
+
+    #[test]
+    fn a_setup_travels_to_the_init_whole() {
+        let cfg = parse(
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[
+                {"names":["read","write"],"action":"SCMP_ACT_ALLOW"},
+                {"names":["socket"],"action":"SCMP_ACT_ALLOW","args":[{"index":0,"value":40,"op":"SCMP_CMP_NE"}]}]}"#,
+        );
+        let (a, b) = Channel::pair().unwrap();
+        let (listener, _other) = std::os::unix::net::UnixStream::pair().unwrap();
+        for (metadata, listener) in [
+            (Some("meta".to_string()), Some(OwnedFd::from(listener))),
+            (None, None),
+        ] {
+            let sent = Setup {
+                filter: compile(&cfg).unwrap(),
+                listener,
+                metadata,
+            };
+            sent.send(&a).unwrap();
+            let got = Setup::recv(&b).unwrap();
+            assert_eq!(got.filter.program, sent.filter.program);
+            assert_eq!(
+                (got.filter.flags, got.filter.notify),
+                (sent.filter.flags, sent.filter.notify)
+            );
+            assert_eq!(got.metadata, sent.metadata);
+            assert_eq!(got.listener.is_some(), sent.listener.is_some());
+        }
+        a.send(&Msg::Error("mount failed".into())).unwrap();
+        assert!(
+            Setup::recv(&b)
+                .unwrap_err()
+                .to_string()
+                .contains("mount failed")
+        );
     }
 
     #[test]
