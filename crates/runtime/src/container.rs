@@ -191,17 +191,6 @@ impl Runtime {
             None
         };
         tracing::debug!(us = t0.elapsed().as_micros() as u64, "config loaded");
-        let seccomp = linux
-            .seccomp()
-            .as_ref()
-            .map(crate::seccomp::Setup::prepare)
-            .transpose()?;
-        if seccomp.is_some() {
-            tracing::debug!(
-                us = t0.elapsed().as_micros() as u64,
-                "seccomp filter compiled"
-            );
-        }
 
         let terminal = process.terminal().unwrap_or(false);
         let (console, own_console) = console::for_process(
@@ -276,7 +265,7 @@ impl Runtime {
                     no_new_keyring: opts.no_new_keyring,
                     preserve_fds: opts.preserve_fds,
                     cgroup_ns_done: flags.contains(CloneFlags::CLONE_NEWCGROUP),
-                    seccomp,
+                    seccomp: linux.seccomp().is_some(),
                     rootfs_host: &rootfs_host,
                 })
             }
@@ -359,6 +348,21 @@ impl Runtime {
             });
         }
         drop(cgroup_join);
+        if let Some(cfg) = linux.seccomp() {
+            // Compiled while the init sets up its root filesystem (it takes
+            // the filter before its hooks run).
+            let setup = crate::seccomp::Setup::prepare(cfg)?;
+            tracing::debug!(
+                us = t0.elapsed().as_micros() as u64,
+                "seccomp filter compiled"
+            );
+            if let Err(e) = setup.send(&parent_chan) {
+                return Err(match parent_chan.recv() {
+                    Ok(Some(Msg::Error(text))) => Error::Init(text),
+                    _ => e,
+                });
+            }
+        }
         loop {
             match parent_chan.recv()? {
                 Some(Msg::RunHooks) => {
@@ -424,13 +428,13 @@ impl Runtime {
     /// process execs; returns once it has (or reports why it could not).
     pub fn start_attached(&self, created: &mut Created) -> Result<()> {
         created.chan.send(&Msg::Start)?;
-        match created.chan.recv()? {
-            None => {}
-            Some(Msg::Error(text)) => {
-                let _ = waitpid(created.pid(), None);
-                return Err(Error::Init(text));
-            }
-            Some(other) => return Err(Error::Other(format!("sync: unexpected {other:?}"))),
+        let process = created.spec.process().as_ref();
+        if let Err(e) = created
+            .chan
+            .wait_exec(|| process.map(crate::exec::program_name).unwrap_or_default())
+        {
+            let _ = waitpid(created.pid(), None);
+            return Err(e);
         }
         run_poststart(&created.spec, &created.record);
         Ok(())
@@ -466,11 +470,12 @@ impl Runtime {
         let sock = dir.start_socket();
         let chan = Channel::connect(&sock)?;
         chan.send(&Msg::Start)?;
-        match chan.recv()? {
-            None => {}
-            Some(Msg::Error(text)) => return Err(Error::Init(text)),
-            Some(other) => return Err(Error::Other(format!("sync: unexpected {other:?}"))),
-        }
+        chan.wait_exec(|| {
+            dir.load_config()
+                .ok()
+                .and_then(|spec| spec.process().as_ref().map(crate::exec::program_name))
+                .unwrap_or_default()
+        })?;
         let _ = std::fs::remove_file(&sock);
         info.record.status = Status::Running;
         dir.save(&info.record)?;

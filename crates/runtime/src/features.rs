@@ -12,6 +12,7 @@ pub fn features() -> Value {
         .map(|c| c.to_string())
         .collect();
     caps.sort();
+    let lsm = crate::lsm::Host::default();
     json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": OCI_VERSION,
@@ -28,8 +29,8 @@ pub fn features() -> Value {
                 "rdma": false
             },
             "seccomp": crate::seccomp::features(),
-            "apparmor": {"enabled": false},
-            "selinux": {"enabled": false},
+            "apparmor": {"enabled": lsm.apparmor_enabled()},
+            "selinux": {"enabled": lsm.selinux_enabled()},
             "intelRdt": {"enabled": false},
             "mountExtensions": {"idmap": {"enabled": true}}
         },

@@ -538,7 +538,12 @@ fn fs_mount(
         .as_ref()
         .map(|s| s.as_os_str())
         .unwrap_or(typ.as_ref());
-    let data = opts.data();
+    let label = ctx
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.mount_label().as_deref());
+    let data = crate::lsm::label_mount_data(&opts.data(), typ, label);
     let data_arg = (!data.is_empty()).then_some(data.as_str());
     match mount(
         Some(source),
