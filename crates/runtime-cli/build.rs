@@ -10,4 +10,5 @@ fn main() {
         println!("cargo:rustc-env=CAPSA_COMMIT={commit}");
     }
     println!("cargo:rerun-if-changed=../../.git/HEAD");
+    println!("cargo:rerun-if-changed=../../.git/logs/HEAD");
 }

@@ -23,6 +23,7 @@ use commands::images::{
     HistoryArgs, ImagesArgs, ImportArgs, InspectArgs, LoadArgs, PruneArgs, RmiArgs, SaveArgs,
     TagArgs,
 };
+use commands::registry::{LoginArgs, LogoutArgs, PullArgs, PushArgs};
 use commands::system::{DfArgs, EventsArgs, FormatArgs, SystemPruneArgs};
 
 /// capsa: a container engine (Docker's command line).
@@ -59,6 +60,14 @@ enum Command {
     Rmi(RmiArgs),
     /// Show the history of an image
     History(HistoryArgs),
+    /// Download an image from a registry
+    Pull(PullArgs),
+    /// Upload an image to a registry
+    Push(PushArgs),
+    /// Log in to a registry
+    Login(LoginArgs),
+    /// Log out from a registry
+    Logout(LogoutArgs),
     /// Manage capsa
     System {
         #[command(subcommand)]
@@ -159,6 +168,10 @@ fn main() -> ExitCode {
         Command::Info(a) => commands::system::info(&root, a),
         Command::Version(a) => commands::system::version(a),
         Command::Events(a) => commands::system::events(&root, a),
+        Command::Pull(a) => commands::registry::pull(&root, a),
+        Command::Push(a) => commands::registry::push(&root, a),
+        Command::Login(a) => commands::registry::login(a),
+        Command::Logout(a) => commands::registry::logout(a),
     };
     match r {
         Ok(code) => code,

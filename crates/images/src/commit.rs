@@ -146,6 +146,7 @@ pub fn commit(
             created,
             layers: new_layers,
             tags: opts.reference.iter().cloned().collect(),
+            repo_digests: Vec::new(),
         },
         &config_digest,
     )

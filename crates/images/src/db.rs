@@ -323,3 +323,18 @@ pub fn insert_layer(tx: &Transaction<'_>, l: &LayerRow) -> rusqlite::Result<()> 
     )?;
     Ok(())
 }
+
+/// Records `name@digest` references of an image (kept if already there).
+pub fn insert_repo_digests(
+    tx: &Transaction<'_>,
+    image: &str,
+    refs: &[crate::Reference],
+) -> rusqlite::Result<()> {
+    for r in refs {
+        tx.execute(
+            "INSERT OR IGNORE INTO repo_digests (name, image) VALUES (?1, ?2)",
+            params![r.to_string(), image],
+        )?;
+    }
+    Ok(())
+}

@@ -107,6 +107,7 @@ pub fn import(store: &Store, src: impl Read, opts: &ImportOptions) -> Result<Com
                 size: diff.unpacked.size,
             }],
             tags: opts.reference.iter().cloned().collect(),
+            repo_digests: Vec::new(),
         },
         &config_digest,
     )

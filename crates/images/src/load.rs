@@ -552,6 +552,7 @@ fn commit_plan(store: &Store, ws: &Workspace, staged: &mut Staged, p: Plan) -> R
             created: config.created().clone().unwrap_or_default(),
             layers,
             tags: p.tags,
+            repo_digests: Vec::new(),
         },
         &config_digest,
     )

@@ -153,6 +153,8 @@ pub struct IndexEntry {
     pub names: Vec<String>,
     /// The platform's os/architecture, when given.
     pub platform: Option<(String, String)>,
+    /// The platform's CPU variant (`v7`, `v8`), when given.
+    pub variant: Option<String>,
     /// Whether it is an attestation (buildx provenance/SBOM), not an image.
     pub attestation: bool,
     /// Whether it is a nested index.
@@ -191,6 +193,12 @@ pub fn parse_index(data: &[u8], what: &str) -> Result<Vec<IndexEntry>> {
             };
             (s("os"), s("architecture"))
         });
+        let variant = m
+            .get("platform")
+            .and_then(|p| p.get("variant"))
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string);
         let is_index = d.media_type == OCI_INDEX || d.media_type == DOCKER_MANIFEST_LIST;
         out.push(IndexEntry {
             attestation: ann("vnd.docker.reference.type").as_deref()
@@ -199,6 +207,7 @@ pub fn parse_index(data: &[u8], what: &str) -> Result<Vec<IndexEntry>> {
             descriptor: d,
             names,
             platform,
+            variant,
         });
     }
     Ok(out)

@@ -125,6 +125,8 @@ pub struct NewImage {
     pub layers: Vec<NewLayer>,
     /// References to point at the image.
     pub tags: Vec<Reference>,
+    /// `name@digest` references the image was pulled or pushed as (Docker's RepoDigests).
+    pub repo_digests: Vec<Reference>,
 }
 
 /// A recorded image and the tags that moved to it.
@@ -447,6 +449,7 @@ impl Store {
                 .map_err(e)?;
             }
         }
+        db::insert_repo_digests(&tx, img.id.as_str(), &img.repo_digests).map_err(e)?;
         let mut tags = Vec::new();
         for t in &img.tags {
             let name = t.to_string();
@@ -467,6 +470,13 @@ impl Store {
             id: img.id.clone(),
             tags,
         })
+    }
+
+    /// Records `name@digest` references of a stored image (after a push).
+    pub fn add_repo_digests(&self, id: &Digest, refs: &[Reference]) -> Result<()> {
+        let tx = self.db.write()?;
+        db::insert_repo_digests(&tx, id.as_str(), refs).map_err(|e| self.db.err(e))?;
+        tx.commit().map_err(|e| self.db.err(e))
     }
 
     /// Finds an image by name, `name:tag`, `name@digest`, full id or id

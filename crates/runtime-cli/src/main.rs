@@ -79,6 +79,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Started as the exec trampoline of a container (architectures without
+    // a machine-code trampoline): exec the container's program, never return.
+    capsa_runtime::trampoline::main_if_invoked();
     let cli = Cli::parse();
     if cli.version {
         println!("capsa-runtime version {}", env!("CARGO_PKG_VERSION"));

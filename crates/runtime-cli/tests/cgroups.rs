@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use capsa_runtime::cgroups::{CgroupPaths, Hierarchy, Layout, Manager, Mode};
-use common::{Bundle, Runtime, unique};
+use common::{Bundle, Runtime, read, unique};
 use oci_spec::runtime::LinuxResources;
 use serde_json::{Value, json};
 
@@ -33,14 +33,6 @@ fn dir(rt: &Runtime, id: &str, controller: &str) -> PathBuf {
         .find(|(name, _)| name.split(',').any(|c| c == controller))
         .map(|(_, d)| d.clone())
         .unwrap_or_else(|| panic!("no {controller} cgroup in {p:?}"))
-}
-
-fn read(path: impl AsRef<Path>) -> String {
-    let path = path.as_ref();
-    std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .trim()
-        .to_string()
 }
 
 /// Whether this host mounts a v1 hierarchy with `controller`.

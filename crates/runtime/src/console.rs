@@ -77,7 +77,8 @@ pub fn setup(socket: &OwnedFd, size: Option<(u16, u16)>, owner: (u32, u32)) -> R
     nix::unistd::fchown(&slave, Some(owner.0.into()), Some(owner.1.into()))
         .sys("fchown", &slave_path)?;
 
-    send_fd(socket.as_raw_fd(), master.as_raw_fd(), &slave_path)?;
+    send_fd(socket.as_raw_fd(), master.as_raw_fd(), &slave_path)
+        .sys("sendmsg", "console socket (SCM_RIGHTS)")?;
     drop(master);
 
     setsid().sys("setsid", "")?;
@@ -88,14 +89,13 @@ pub fn setup(socket: &OwnedFd, size: Option<(u16, u16)>, owner: (u32, u32)) -> R
     Ok(())
 }
 
-/// Sends descriptor `fd` over the unix socket `socket`, with `name` as data.
-pub fn send_fd(socket: RawFd, fd: RawFd, name: &str) -> Result<()> {
+/// Sends descriptor `fd` over the unix socket `socket`, with `name` as
+/// data (one sendmsg with SCM_RIGHTS); the caller names the socket in errors.
+pub fn send_fd(socket: RawFd, fd: RawFd, name: &str) -> std::result::Result<(), nix::errno::Errno> {
     let fds = [fd];
     let cmsg = [ControlMessage::ScmRights(&fds)];
     let iov = [IoSlice::new(name.as_bytes())];
-    sendmsg::<()>(socket, &iov, &cmsg, MsgFlags::empty(), None)
-        .sys("sendmsg", "console socket (SCM_RIGHTS)")?;
-    Ok(())
+    sendmsg::<()>(socket, &iov, &cmsg, MsgFlags::empty(), None).map(drop)
 }
 
 /// Receives a descriptor sent with [`send_fd`]; returns it with its name.

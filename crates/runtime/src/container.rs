@@ -73,6 +73,8 @@ impl Created {
 #[derive(Clone, Debug)]
 pub struct Runtime {
     root: StateRoot,
+    /// Containers created get their cgroups from systemd (a scope unit).
+    systemd_cgroup: bool,
 }
 
 /// What kind of caller creates the container.
@@ -138,7 +140,15 @@ impl Runtime {
     pub fn new(root: impl Into<PathBuf>) -> Runtime {
         Runtime {
             root: StateRoot::new(root),
+            systemd_cgroup: false,
         }
+    }
+
+    /// Whether containers created from now on get their cgroups from
+    /// systemd (`--systemd-cgroup`): a transient scope unit per container.
+    pub fn with_systemd_cgroup(mut self, on: bool) -> Runtime {
+        self.systemd_cgroup = on;
+        self
     }
 
     /// The state root.
@@ -169,18 +179,18 @@ impl Runtime {
         let process = spec.process().as_ref().expect("validated");
         let linux = spec.linux().as_ref().expect("validated");
         let plan = Plan::from_config(linux)?;
+        let scope = if self.systemd_cgroup {
+            crate::cgroups::systemd::check_available()?;
+            let path = linux.cgroups_path().as_deref();
+            let scope = crate::cgroups::systemd::Scope::from_config(path, &opts.id)?;
+            Some(match spec.annotations() {
+                Some(a) => scope.with_annotations(a)?,
+                None => scope,
+            })
+        } else {
+            None
+        };
         tracing::debug!(us = t0.elapsed().as_micros() as u64, "config loaded");
-        let seccomp = linux
-            .seccomp()
-            .as_ref()
-            .map(crate::seccomp::Setup::prepare)
-            .transpose()?;
-        if seccomp.is_some() {
-            tracing::debug!(
-                us = t0.elapsed().as_micros() as u64,
-                "seccomp filter compiled"
-            );
-        }
 
         let terminal = process.terminal().unwrap_or(false);
         let (console, own_console) = console::for_process(
@@ -202,7 +212,11 @@ impl Runtime {
         dir_ref.save_config(&raw)?;
 
         let layout = crate::cgroups::Layout::detect()?;
-        let mut cg = Manager::with_layout(&layout, linux.cgroups_path().as_deref(), &opts.id)?;
+        let mut cg = match &scope {
+            // systemd makes them once the init exists.
+            Some(_) => Manager::for_systemd(&layout)?,
+            None => Manager::with_layout(&layout, linux.cgroups_path().as_deref(), &opts.id)?,
+        };
         // Only the cgroup2 directory now (clone3 places the init in it); the
         // rest is made while the init creates its namespaces.
         let created = cg.create_unified();
@@ -220,7 +234,8 @@ impl Runtime {
         };
 
         // Made here, with the host's privileges and view; the init inherits it.
-        let rootfs_host = crate::mounts::prepare_on_host(&spec, &bundle, &layout, &cg.all_dirs())?;
+        let dirs = scope.is_none().then(|| cg.all_dirs());
+        let rootfs_host = crate::mounts::prepare_on_host(&spec, &bundle, &layout, dirs.as_ref())?;
         // The init is born in its cgroup2 cgroup (CLONE_INTO_CGROUP) and
         // joins the v1 hierarchies itself, which is far cheaper than being
         // moved (see Manager::v1_join_files).
@@ -250,7 +265,7 @@ impl Runtime {
                     no_new_keyring: opts.no_new_keyring,
                     preserve_fds: opts.preserve_fds,
                     cgroup_ns_done: flags.contains(CloneFlags::CLONE_NEWCGROUP),
-                    seccomp,
+                    seccomp: linux.seccomp().is_some(),
                     rootfs_host: &rootfs_host,
                 })
             }
@@ -292,6 +307,9 @@ impl Runtime {
         // The rest of the cgroups, while the init creates its namespaces on
         // the other CPU; it joins the v1 hierarchies itself on "go".
         let cg = cleanup.cgroups.as_mut().expect("set above");
+        if let Some(scope) = &scope {
+            cg.start_scope(&layout, scope, pid, linux.resources().as_ref())?;
+        }
         cg.create_rest(linux.resources().as_ref())?;
         let cgroup_join = cg.v1_join_files()?;
         let cg = cleanup.cgroups.as_ref().expect("set above");
@@ -309,7 +327,7 @@ impl Runtime {
             created: humantime::format_rfc3339_nanos(SystemTime::now()).to_string(),
             cgroup: cg.paths().clone(),
             owner: nix::unistd::geteuid().as_raw(),
-            systemd_cgroup: false,
+            systemd_cgroup: cg.paths().systemd_unit.is_some(),
         };
         let state_json = serde_json::to_vec(&record.oci_state(Status::Creating))
             .map_err(|e| Error::Other(format!("serialising state: {e}")))?;
@@ -330,6 +348,21 @@ impl Runtime {
             });
         }
         drop(cgroup_join);
+        if let Some(cfg) = linux.seccomp() {
+            // Compiled while the init sets up its root filesystem (it takes
+            // the filter before its hooks run).
+            let setup = crate::seccomp::Setup::prepare(cfg)?;
+            tracing::debug!(
+                us = t0.elapsed().as_micros() as u64,
+                "seccomp filter compiled"
+            );
+            if let Err(e) = setup.send(&parent_chan) {
+                return Err(match parent_chan.recv() {
+                    Ok(Some(Msg::Error(text))) => Error::Init(text),
+                    _ => e,
+                });
+            }
+        }
         loop {
             match parent_chan.recv()? {
                 Some(Msg::RunHooks) => {
@@ -395,13 +428,13 @@ impl Runtime {
     /// process execs; returns once it has (or reports why it could not).
     pub fn start_attached(&self, created: &mut Created) -> Result<()> {
         created.chan.send(&Msg::Start)?;
-        match created.chan.recv()? {
-            None => {}
-            Some(Msg::Error(text)) => {
-                let _ = waitpid(created.pid(), None);
-                return Err(Error::Init(text));
-            }
-            Some(other) => return Err(Error::Other(format!("sync: unexpected {other:?}"))),
+        let process = created.spec.process().as_ref();
+        if let Err(e) = created
+            .chan
+            .wait_exec(|| process.map(crate::exec::program_name).unwrap_or_default())
+        {
+            let _ = waitpid(created.pid(), None);
+            return Err(e);
         }
         run_poststart(&created.spec, &created.record);
         Ok(())
@@ -437,11 +470,12 @@ impl Runtime {
         let sock = dir.start_socket();
         let chan = Channel::connect(&sock)?;
         chan.send(&Msg::Start)?;
-        match chan.recv()? {
-            None => {}
-            Some(Msg::Error(text)) => return Err(Error::Init(text)),
-            Some(other) => return Err(Error::Other(format!("sync: unexpected {other:?}"))),
-        }
+        chan.wait_exec(|| {
+            dir.load_config()
+                .ok()
+                .and_then(|spec| spec.process().as_ref().map(crate::exec::program_name))
+                .unwrap_or_default()
+        })?;
         let _ = std::fs::remove_file(&sock);
         info.record.status = Status::Running;
         dir.save(&info.record)?;
@@ -581,11 +615,14 @@ impl Runtime {
                 reason: "a stopped container's resources cannot change".into(),
             });
         }
-        Manager::from_paths(info.record.cgroup).apply(resources)?;
         let mut spec = dir.load_config()?;
         let mut linux = spec.linux().clone().unwrap_or_default();
         let base = linux.resources().clone().unwrap_or_default();
-        linux.set_resources(Some(crate::cgroups::merge_resources(&base, resources)?));
+        let merged = crate::cgroups::merge_resources(&base, resources)?;
+        let cg = Manager::from_paths(info.record.cgroup);
+        cg.update_unit(&merged, resources.devices().is_some())?;
+        cg.apply(resources)?;
+        linux.set_resources(Some(merged));
         spec.set_linux(Some(linux));
         let raw = serde_json::to_vec_pretty(&spec)
             .map_err(|e| Error::Other(format!("serialising config: {e}")))?;

@@ -10,7 +10,7 @@
 //! [`Channel`]; end-of-file on it means the program was exec'd.
 
 use std::convert::Infallible;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -53,6 +53,10 @@ pub struct Overrides {
     pub no_new_privs: bool,
     /// Give the process a terminal.
     pub tty: bool,
+    /// The AppArmor profile to run under (`process.apparmorProfile`).
+    pub apparmor: Option<String>,
+    /// The SELinux label to run with (`process.selinuxLabel`).
+    pub process_label: Option<String>,
 }
 
 /// Options of `exec`.
@@ -157,7 +161,22 @@ pub fn process_from_config(config: &Spec, o: &Overrides) -> Result<Process> {
     if o.no_new_privs {
         p.set_no_new_privileges(Some(true));
     }
+    if let Some(profile) = &o.apparmor {
+        p.set_apparmor_profile(Some(profile.clone()));
+    }
+    if let Some(label) = &o.process_label {
+        p.set_selinux_label(Some(label.clone()));
+    }
     Ok(p)
+}
+
+/// The program a process runs (its `args[0]`), for error messages.
+pub fn program_name(process: &Process) -> String {
+    process
+        .args()
+        .as_ref()
+        .and_then(|a| a.first().cloned())
+        .unwrap_or_default()
 }
 
 /// Capabilities with every set absent.
@@ -325,8 +344,21 @@ impl Runtime {
         } else {
             cg.v1_join_files()?
         };
-        let forked =
-            namespaces::clone_into(target.pid_ns.as_ref(), CloneFlags::empty(), into_cgroup);
+        // An unprivileged caller cannot join a pid namespace owned by the
+        // container's user namespace: the child joins that user namespace,
+        // then the pid namespace, and forks the process (see Child::setup).
+        let pid_ns_late = target.pid_ns.is_some()
+            && !nix::unistd::geteuid().is_root()
+            && target
+                .joins
+                .iter()
+                .any(|j| j.typ == LinuxNamespaceType::User);
+        let pid_ns_now = if pid_ns_late {
+            None
+        } else {
+            target.pid_ns.as_ref()
+        };
+        let forked = namespaces::clone_into(pid_ns_now, CloneFlags::empty(), into_cgroup);
         let pid = match forked {
             Ok(CloneResult::Child) => {
                 drop(parent_chan);
@@ -341,6 +373,7 @@ impl Runtime {
                     seccomp: seccomp.as_ref().map(|s| (s, state.as_str())),
                     join_late: paused,
                     cgroup_join,
+                    pid_ns_late,
                 };
                 let _ = nix::unistd::close(dir.lock_fd());
                 let outcome =
@@ -353,6 +386,23 @@ impl Runtime {
         };
         let mut reaper = Reaper(Some(pid));
         drop(child_chan);
+        let pid = if pid_ns_late {
+            // The first child forked the process into the pid namespace.
+            let pid = match parent_chan.recv()? {
+                Some(Msg::Pid(p)) => Pid::from_raw(p),
+                Some(Msg::Error(text)) => return Err(Error::Other(format!("exec failed: {text}"))),
+                other => {
+                    return Err(Error::Other(format!(
+                        "sync: expected the process's pid, got {other:?}"
+                    )));
+                }
+            };
+            let _ = waitpid(reaper.0.take().expect("set above"), None);
+            reaper.0 = Some(pid);
+            pid
+        } else {
+            pid
+        };
         drop(console);
         drop(target);
 
@@ -370,14 +420,10 @@ impl Runtime {
             // known once the container is resumed.
             parent_chan.send(&Msg::Start)?;
         }
-        match if paused { None } else { parent_chan.recv()? } {
-            None => {}
-            Some(Msg::Error(text)) => return Err(Error::Other(format!("exec failed: {text}"))),
-            Some(other) => {
-                return Err(Error::Other(format!(
-                    "sync: unexpected {other:?} from the exec'd process"
-                )));
-            }
+        if !paused {
+            parent_chan
+                .wait_exec(|| program_name(process))
+                .map_err(|e| Error::Other(format!("exec failed: {e}")))?;
         }
         let pty_master = match own_console {
             Some(sock) => Some(console::recv_fd(sock.as_raw_fd())?.0),
@@ -408,14 +454,42 @@ struct Child<'a> {
     join_late: bool,
     /// The `tasks` files of the v1 cgroups to join at once.
     cgroup_join: Vec<OwnedFd>,
+    /// Join the user and pid namespaces first and fork the process into
+    /// the pid namespace (an unprivileged caller).
+    pid_ns_late: bool,
 }
 
 impl Child<'_> {
+    /// Joins the container's user namespace, then its pid namespace, and
+    /// forks the process that goes on (as a sibling, CLONE_PARENT); this
+    /// first child reports its pid and exits.
+    fn fork_into_pid_ns(&self) -> Result<()> {
+        for join in &self.target.joins {
+            if join.typ == LinuxNamespaceType::User {
+                namespaces::enter(join)?;
+            }
+        }
+        if let Some(pid_ns) = &self.target.pid_ns {
+            namespaces::enter(pid_ns)?;
+        }
+        match sys::clone3(CloneFlags::CLONE_PARENT.bits() as u64, None) {
+            Ok(CloneResult::Child) => Ok(()),
+            Ok(CloneResult::Parent(pid)) => {
+                self.chan.send(&Msg::Pid(pid.as_raw()))?;
+                sys::exit_now(0)
+            }
+            Err(e) => Err(Error::sys("clone3", "CLONE_PARENT (exec)", e)),
+        }
+    }
+
     /// Joins the container and execs the program; returns only on failure.
     fn setup(&mut self) -> Result<Infallible> {
-        nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).sys("prctl", "PR_SET_PDEATHSIG")?;
         // Nothing in the container may ptrace us or read our memory until exec.
         nix::sys::prctl::set_dumpable(false).sys("prctl", "PR_SET_DUMPABLE")?;
+        if self.pid_ns_late {
+            self.fork_into_pid_ns()?;
+        }
+        nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).sys("prctl", "PR_SET_PDEATHSIG")?;
         crate::cgroups::join_self(&self.cgroup_join)?;
         self.cgroup_join.clear();
         // Had the runtime died, this fails.
@@ -426,8 +500,11 @@ impl Child<'_> {
         }
         let mut user_ns = false;
         for join in &self.target.joins {
-            namespaces::enter(join)?;
-            user_ns |= join.typ == LinuxNamespaceType::User;
+            let is_user = join.typ == LinuxNamespaceType::User;
+            if !(is_user && self.pid_ns_late) {
+                namespaces::enter(join)?;
+            }
+            user_ns |= is_user;
         }
         // /proc/self is still the host's /proc here.
         let setgroups_allowed = !user_ns || init::setgroups_allowed();
@@ -468,6 +545,7 @@ impl Child<'_> {
             self.preserve_fds,
             setgroups_allowed,
             self.seccomp,
+            self.chan.as_fd(),
         )
     }
 }
@@ -492,9 +570,13 @@ mod tests {
             caps: vec!["CAP_SYS_ADMIN".into(), "net_raw".into()],
             no_new_privs: true,
             tty: false,
+            apparmor: Some("capsa-profile".into()),
+            process_label: Some("u:r:t:s0".into()),
         };
         let p = process_from_config(&config(), &o).unwrap();
         assert_eq!(p.args().as_deref().unwrap(), ["ls", "-l"]);
+        assert_eq!(p.apparmor_profile().as_deref(), Some("capsa-profile"));
+        assert_eq!(p.selinux_label().as_deref(), Some("u:r:t:s0"));
         assert_eq!(p.terminal(), Some(false));
         let env = p.env().as_deref().unwrap();
         assert!(env.iter().any(|e| e.starts_with("PATH=")));

@@ -7,7 +7,7 @@
 //! process exits.
 
 use std::convert::Infallible;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 use nix::sched::CloneFlags;
@@ -42,8 +42,9 @@ pub(crate) struct Init<'a> {
     pub preserve_fds: u32,
     /// Whether clone3 already created the cgroup namespace.
     pub cgroup_ns_done: bool,
-    /// The compiled seccomp filter, installed just before exec.
-    pub seccomp: Option<crate::seccomp::Setup>,
+    /// Whether the runtime sends a seccomp filter after "go" (it compiles
+    /// it meanwhile); it is installed just before exec.
+    pub seccomp: bool,
     /// What the runtime prepared for the rootfs before forking us.
     pub rootfs_host: &'a mounts::HostPrep,
 }
@@ -82,7 +83,14 @@ fn setup(init: &mut Init<'_>) -> Result<Infallible> {
     // Had the runtime died before the line above, the channel would be at
     // end-of-file and the next receive fails: no orphan goes on alone.
     // Nothing in the container may ptrace us or read our memory until exec.
-    nix::sys::prctl::set_dumpable(false).sys("prctl", "PR_SET_DUMPABLE")?;
+    // An unprivileged runtime can only write our uid/gid maps while our
+    // /proc files are its own, i.e. while we are dumpable: then we become
+    // undumpable on "go", before anything of the container exists.
+    let maps_by_user =
+        init.plan.creates(LinuxNamespaceType::User) && !nix::unistd::geteuid().is_root();
+    if !maps_by_user {
+        nix::sys::prctl::set_dumpable(false).sys("prctl", "PR_SET_DUMPABLE")?;
+    }
     // The new namespaces but pid and user (made by clone3), while the
     // runtime makes the cgroups on the other CPU.
     if !init.plan.joins(LinuxNamespaceType::User) {
@@ -114,6 +122,9 @@ fn setup(init: &mut Init<'_>) -> Result<Infallible> {
 
     let state = match init.chan.recv_with_fds()? {
         (Some(Msg::Go(state)), cgroup_join) => {
+            if maps_by_user {
+                nix::sys::prctl::set_dumpable(false).sys("prctl", "PR_SET_DUMPABLE")?;
+            }
             // Into the v1 cgroups (the runtime opened their files) before the
             // cgroup namespace is made and anything of the container runs.
             crate::cgroups::join_self(&cgroup_join)?;
@@ -146,6 +157,12 @@ fn setup(init: &mut Init<'_>) -> Result<Infallible> {
     let prepared = match rootfs {
         Some(r) => r.finish(&ctx)?,
         None => Default::default(),
+    };
+
+    let seccomp = if init.seccomp {
+        Some(crate::seccomp::Setup::recv(&init.chan)?)
+    } else {
+        None
     };
 
     let spec_hooks = init.spec.hooks().as_ref();
@@ -208,13 +225,14 @@ fn setup(init: &mut Init<'_>) -> Result<Infallible> {
         )?;
     }
 
-    let seccomp = init.seccomp.as_ref().map(|s| (s, state.as_str()));
+    let seccomp = seccomp.as_ref().map(|s| (s, state.as_str()));
     process::finalize_and_exec(
         init.process,
         &exe,
         init.preserve_fds,
         setgroups_allowed,
         seccomp,
+        init.chan.as_fd(),
     )
 }
 

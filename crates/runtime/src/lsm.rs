@@ -97,6 +97,26 @@ pub fn mount_label_option(label: &str) -> String {
     format!("context=\"{label}\"")
 }
 
+/// File systems that take no `context=` option (as runc leaves them
+/// unlabelled): their files get labels of their own.
+const UNLABELLED_FS: &[&str] = &["proc", "sysfs", "mqueue", "cgroup", "cgroup2", "bind"];
+
+/// The data of a new `fstype` mount with `linux.mountLabel` (`label`)
+/// added as its SELinux context, as runc does (the config is refused
+/// beforehand where SELinux is not enabled).
+pub fn label_mount_data(data: &str, fstype: &str, label: Option<&str>) -> String {
+    match label.filter(|l| !l.is_empty()) {
+        Some(l) if !UNLABELLED_FS.contains(&fstype) && !data.contains("context=") => {
+            if data.is_empty() {
+                mount_label_option(l)
+            } else {
+                format!("{data},{}", mount_label_option(l))
+            }
+        }
+        _ => data.to_string(),
+    }
+}
+
 fn write_attr(path: &Path, value: &str, field: &str) -> Result<()> {
     std::fs::write(path, value).map_err(|e| {
         Error::config(
@@ -162,6 +182,27 @@ mod tests {
         assert_eq!(
             mount_label_option("x_u:y_r:z_t:s0"),
             "context=\"x_u:y_r:z_t:s0\""
+        );
+    }
+
+    #[test]
+    fn the_mount_label_goes_to_new_labelable_file_systems() {
+        let l = Some("system_u:object_r:container_file_t:s0:c1,c2");
+        let want = "mode=755,context=\"system_u:object_r:container_file_t:s0:c1,c2\"";
+        assert_eq!(label_mount_data("mode=755", "tmpfs", l), want);
+        assert_eq!(
+            label_mount_data("", "devpts", l),
+            "context=\"system_u:object_r:container_file_t:s0:c1,c2\""
+        );
+        for fs in ["proc", "sysfs", "mqueue", "cgroup", "cgroup2"] {
+            assert_eq!(label_mount_data("ro", fs, l), "ro", "{fs}");
+        }
+        assert_eq!(label_mount_data("mode=755", "tmpfs", None), "mode=755");
+        assert_eq!(label_mount_data("mode=755", "tmpfs", Some("")), "mode=755");
+        // A context the mount gives itself wins.
+        assert_eq!(
+            label_mount_data("context=\"a:b:c:s0\"", "tmpfs", l),
+            "context=\"a:b:c:s0\""
         );
     }
 

@@ -231,22 +231,111 @@ pub fn format_id_map(maps: &[LinuxIdMapping]) -> String {
 }
 
 /// Writes the uid and gid mappings of the new user namespace of process
-/// `pid` (done by the runtime, outside that namespace).
+/// `pid` (done by the runtime, outside that namespace). Root writes them
+/// directly. An unprivileged caller writes a mapping of only its own uid
+/// (gid) directly (for gid_map after denying setgroups, as the kernel
+/// requires), and any other through the setuid helpers `newuidmap` and
+/// `newgidmap` (Debian's `uidmap`), which check /etc/subuid and /etc/subgid.
 pub fn write_id_maps(pid: Pid, linux: &Linux) -> Result<()> {
     let uid = linux.uid_mappings().as_deref().unwrap_or_default();
     let gid = linux.gid_mappings().as_deref().unwrap_or_default();
-    for (file, maps, field) in [
-        ("uid_map", uid, "linux.uidMappings"),
-        ("gid_map", gid, "linux.gidMappings"),
+    let privileged = nix::unistd::geteuid().is_root();
+    let own_uid = nix::unistd::geteuid().as_raw();
+    let own_gid = nix::unistd::getegid().as_raw();
+    for (file, maps, field, own, helper) in [
+        ("uid_map", uid, "linux.uidMappings", own_uid, IdHelper::Uid),
+        ("gid_map", gid, "linux.gidMappings", own_gid, IdHelper::Gid),
     ] {
         if maps.is_empty() {
             continue;
         }
-        let path = format!("/proc/{pid}/{file}");
-        std::fs::write(&path, format_id_map(maps))
-            .map_err(|e| Error::config(field, format!("writing {path}: {e}")))?;
+        if privileged || only_own_id(maps, own) {
+            if !privileged && helper == IdHelper::Gid {
+                let path = format!("/proc/{pid}/setgroups");
+                std::fs::write(&path, "deny")
+                    .map_err(|e| Error::config(field, format!("writing deny to {path}: {e}")))?;
+            }
+            let path = format!("/proc/{pid}/{file}");
+            std::fs::write(&path, format_id_map(maps))
+                .map_err(|e| Error::config(field, format!("writing {path}: {e}")))?;
+        } else {
+            helper.run(pid, maps, field)?;
+        }
     }
     Ok(())
+}
+
+/// Whether `maps` is a single mapping of the caller's own id `own`, which
+/// an unprivileged process may write itself.
+fn only_own_id(maps: &[LinuxIdMapping], own: u32) -> bool {
+    matches!(maps, [m] if m.host_id() == own && m.size() == 1)
+}
+
+/// The setuid helper that writes mappings an unprivileged user may not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum IdHelper {
+    Uid,
+    Gid,
+}
+
+impl IdHelper {
+    fn names(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            IdHelper::Uid => ("newuidmap", "/etc/subuid", "user"),
+            IdHelper::Gid => ("newgidmap", "/etc/subgid", "group"),
+        }
+    }
+
+    /// Runs `newuidmap PID ID HOST SIZE...` (or newgidmap).
+    fn run(self, pid: Pid, maps: &[LinuxIdMapping], field: &str) -> Result<()> {
+        let (tool, subids, kind) = self.names();
+        let path = find_in_path(tool).ok_or_else(|| {
+            Error::config(
+                field,
+                format!(
+                    "an unprivileged user can map only its own {kind} id by itself; these                      mappings need {tool} (Debian package uidmap), which is not in $PATH"
+                ),
+            )
+        })?;
+        let mut args = vec![pid.to_string()];
+        for m in maps {
+            args.extend([
+                m.container_id().to_string(),
+                m.host_id().to_string(),
+                m.size().to_string(),
+            ]);
+        }
+        let out = std::process::Command::new(&path)
+            .args(&args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| Error::config(field, format!("running {}: {e}", path.display())))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let me = nix::unistd::User::from_uid(nix::unistd::getuid())
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+            .unwrap_or_else(|| nix::unistd::getuid().to_string());
+        Err(Error::config(
+            field,
+            format!(
+                "{tool} {} failed ({}): {} (the ranges must be granted to {me} in {subids})",
+                args.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        ))
+    }
+}
+
+/// The first executable file named `name` in $PATH.
+fn find_in_path(name: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| crate::process::DEFAULT_PATH.into());
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
 }
 
 /// Whether a mapping list maps id 0 inside the namespace.

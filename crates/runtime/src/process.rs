@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 use std::ffi::{CString, OsStr};
+use std::os::fd::BorrowedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -18,6 +19,7 @@ use oci_spec::runtime::{
 use crate::capabilities::CapSets;
 use crate::error::{Error, Result, SysContext};
 use crate::sys;
+use crate::trampoline::Trampoline;
 
 /// The PATH used to find the program when the process's env has none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -226,8 +228,11 @@ pub fn find_executable(process: &Process) -> Result<PathBuf> {
     Err(not_found("executable file not found in $PATH"))
 }
 
-/// Switches to the process's user and capabilities and execs the program.
-/// Returns only on failure.
+/// Switches to the process's user and capabilities and execs the program
+/// through the exec trampoline ([`crate::trampoline`]: the container never
+/// gets to the runtime's binary). Returns only on failure; a failed exec of
+/// the program itself is reported on `report` (the set-up channel, which
+/// the runtime reads: end-of-file means the program runs).
 ///
 /// `preserve_fds` descriptors after stdio (3, 4, ...) stay open; all others
 /// are closed by exec.
@@ -240,7 +245,12 @@ pub fn finalize_and_exec(
     preserve_fds: u32,
     setgroups_allowed: bool,
     seccomp: Option<(&crate::seccomp::Setup, &str)>,
+    report: BorrowedFd<'_>,
 ) -> Result<Infallible> {
+    let keep = preserve_fds + listen_fds(process);
+    // Made before the seccomp filter is installed (it may deny memfd_create),
+    // above the descriptors the program gets.
+    let trampoline = Trampoline::new(3 + keep as i32)?;
     // While the capabilities to raise them are still held.
     if let Some(s) = process.scheduler() {
         apply_scheduler(s)?;
@@ -308,13 +318,20 @@ pub fn finalize_and_exec(
         process.apparmor_profile().as_deref(),
         process.selinux_label().as_deref(),
     )?;
-    keep_fds(preserve_fds + listen_fds(process))?;
+    keep_fds(keep)?;
     reset_signals()?;
     if let Some((filter, state)) = seccomp
         && nnp
     {
         filter.apply(state)?;
     }
+    // A profile that denies execveat still lets the trampoline be exec'd by
+    // its /proc path.
+    let by_path = seccomp.is_some_and(|(s, _)| {
+        let fd = trampoline.raw_fd() as u64;
+        let empty_path = libc::AT_EMPTY_PATH as u64;
+        !s.filter.allows("execveat", [fd, 0, 0, 0, empty_path, 0])
+    });
 
     let path = cstring(exe.as_os_str())?;
     let args: Vec<CString> = process
@@ -329,8 +346,7 @@ pub fn finalize_and_exec(
         .flatten()
         .map(|e| cstring(OsStr::new(e)))
         .collect::<Result<_>>()?;
-    let errno = nix::unistd::execve(&path, &args, &env).unwrap_err();
-    Err(Error::Init(format!("exec {}: {errno}", exe.display())))
+    Err(trampoline.exec(report, &path, &args, &env, by_path))
 }
 
 /// The number of socket-activation descriptors the process's env passes

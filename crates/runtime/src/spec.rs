@@ -128,6 +128,17 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<()> {
                 "mappings are given but no user namespace is configured",
             ));
         }
+        None if !nix::unistd::geteuid().is_root() => {
+            return Err(Error::config(
+                "linux.namespaces",
+                format!(
+                    "capsa-runtime runs as unprivileged user {}: the container needs a user \
+                     namespace (a {{\"type\": \"user\"}} entry with uidMappings and gidMappings, \
+                     as `capsa-runtime spec --rootless` writes)",
+                    nix::unistd::geteuid()
+                ),
+            ));
+        }
         _ => {}
     }
     if linux.time_offsets().as_ref().is_some_and(|t| !t.is_empty()) {

@@ -34,6 +34,13 @@ pub enum Msg {
     Pid(i32),
     /// Either way: this went wrong; the sender gives up.
     Error(String),
+    /// Runtime → init: the compiled seccomp filter
+    /// ([`crate::seccomp::Setup::send`]), with the listener socket attached.
+    Seccomp(Vec<u8>),
+    /// Written by the exec trampoline ([`crate::trampoline`]): exec of the
+    /// program failed at step `b'X'` (execve) or `b'F'` (marking this
+    /// channel close-on-exec) with this errno.
+    ExecFailed(u8, i32),
 }
 
 impl Msg {
@@ -47,6 +54,17 @@ impl Msg {
             Msg::Go(text) => tagged(b'G', text),
             Msg::Pid(pid) => tagged(b'P', &pid.to_string()),
             Msg::Error(text) => tagged(b'E', text),
+            Msg::Seccomp(bytes) => {
+                let mut v = Vec::with_capacity(1 + bytes.len());
+                v.push(b'C');
+                v.extend_from_slice(bytes);
+                v
+            }
+            Msg::ExecFailed(step, errno) => {
+                let mut v = vec![*step];
+                v.extend_from_slice(&(*errno as u32).to_le_bytes());
+                v
+            }
         }
     }
 
@@ -64,6 +82,11 @@ impl Msg {
                     .map_err(|_| Error::Other(format!("sync: bad pid message {bytes:?}")))?,
             ),
             Some(b'E') => Msg::Error(String::from_utf8_lossy(&bytes[1..]).into_owned()),
+            Some(b'C') => Msg::Seccomp(bytes[1..].to_vec()),
+            Some(&step @ (b'X' | b'F')) if bytes.len() == 5 => {
+                let errno = u32::from_le_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
+                Msg::ExecFailed(step, errno as i32)
+            }
             _ => return Err(Error::Other(format!("sync: unexpected message {bytes:?}"))),
         })
     }
@@ -176,6 +199,7 @@ impl Channel {
         let mut buf = vec![0u8; len.max(1)];
         let mut space = nix::cmsg_space!([RawFd; 64]);
         let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let mut reset_seen = false;
         let msg = loop {
             match socket::recvmsg::<()>(
                 self.0.as_raw_fd(),
@@ -185,6 +209,8 @@ impl Channel {
             ) {
                 Ok(m) => break m,
                 Err(Errno::EINTR) => continue,
+                // See recv_raw: the pending reset comes before queued data.
+                Err(Errno::ECONNRESET) if !reset_seen => reset_seen = true,
                 Err(Errno::ECONNRESET) => return Ok((None, Vec::new())),
                 Err(e) => return Err(Error::sys("recvmsg", "sync socket", e)),
             }
@@ -230,10 +256,15 @@ impl Channel {
     }
 
     fn recv_raw(&self, buf: &mut [u8], flags: MsgFlags) -> Result<usize> {
+        // A peer that closed with our messages unread leaves ECONNRESET
+        // pending; the kernel reports it once, before what the peer sent us
+        // (its last words: an error message). Read on after it once.
+        let mut reset_seen = false;
         loop {
             match socket::recv(self.0.as_raw_fd(), buf, flags) {
                 Ok(n) => return Ok(n),
                 Err(Errno::EINTR) => continue,
+                Err(Errno::ECONNRESET) if !reset_seen => reset_seen = true,
                 Err(Errno::ECONNRESET) => return Ok(0),
                 Err(e) => return Err(Error::sys("recv", "sync socket", e)),
             }
@@ -251,6 +282,30 @@ impl Channel {
             ))),
             None => Err(Error::Init(format!(
                 "the container process exited while the runtime waited for {want:?}"
+            ))),
+        }
+    }
+
+    /// After "start": waits until the process has exec'd its program
+    /// (end-of-file) or reports why it could not; `program` names the
+    /// program in the error.
+    pub fn wait_exec(&self, program: impl FnOnce() -> String) -> Result<()> {
+        match self.recv()? {
+            None => Ok(()),
+            Some(Msg::Error(text)) => Err(Error::Init(text)),
+            Some(Msg::ExecFailed(step, errno)) => {
+                let errno = Errno::from_raw(errno);
+                let program = program();
+                Err(Error::Init(if step == b'F' {
+                    format!(
+                        "exec {program:?}: marking the set-up channel close-on-exec failed: {errno}"
+                    )
+                } else {
+                    format!("exec {program:?}: {errno}")
+                }))
+            }
+            Some(other) => Err(Error::Other(format!(
+                "sync: unexpected {other:?} while the process execs"
             ))),
         }
     }
@@ -293,6 +348,9 @@ mod tests {
             Msg::Detached,
             Msg::Pid(4242),
             Msg::Error("mount /proc: EPERM".into()),
+            Msg::ExecFailed(b'X', libc::ENOEXEC),
+            Msg::Seccomp(vec![0, 1, 2, 255]),
+            Msg::ExecFailed(b'F', libc::EPERM),
         ] {
             a.send(&m).unwrap();
             assert_eq!(b.recv().unwrap(), Some(m));
@@ -301,6 +359,18 @@ mod tests {
         a.send(&Msg::Go(long.clone())).unwrap();
         assert_eq!(b.recv().unwrap(), Some(Msg::Go(long)));
         drop(a);
+        assert_eq!(b.recv().unwrap(), None);
+    }
+
+    #[test]
+    fn a_peer_that_closed_unread_still_delivers_its_last_message() {
+        let (a, b) = Channel::pair().unwrap();
+        // b's message to a stays unread when b closes; a's to b was sent.
+        b.send(&Msg::Go("unread".into())).unwrap();
+        a.send(&Msg::Error("init failed".into())).unwrap();
+        drop(a);
+        // b sees a's last words, then end-of-file.
+        assert_eq!(b.recv().unwrap(), Some(Msg::Error("init failed".into())));
         assert_eq!(b.recv().unwrap(), None);
     }
 

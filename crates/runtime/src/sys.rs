@@ -196,6 +196,22 @@ pub fn clear_cloexec(fd: RawFd) -> Result<(), Errno> {
     Errno::result(ret).map(drop)
 }
 
+/// Sets FD_CLOEXEC on descriptor `fd` (given by number, e.g. from argv).
+pub fn set_cloexec(fd: RawFd) -> Result<(), Errno> {
+    // SAFETY: F_SETFD only changes a flag of the descriptor; an fd that is not
+    // open yields EBADF.
+    let ret = unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    Errno::result(ret).map(drop)
+}
+
+/// Writes `buf` to descriptor `fd` given by number (one write(2)).
+pub fn write_raw(fd: RawFd, buf: &[u8]) -> Result<usize, Errno> {
+    // SAFETY: `buf` is valid for `buf.len()` bytes during the call; a bad
+    // descriptor yields EBADF.
+    let ret = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+    Errno::result(ret).map(|n| n as usize)
+}
+
 /// Restores the default disposition of `sig`.
 pub fn default_signal(sig: nix::sys::signal::Signal) {
     // SAFETY: installing SIG_DFL involves no handler code; the previous
@@ -335,6 +351,40 @@ pub fn seccomp_set_filter(
     } else {
         Ok(None)
     }
+}
+
+/// Whether this kernel knows SECCOMP_FILTER_FLAG_* `flag`: seccomp(2) is
+/// asked to install a NULL program with it, which fails with EFAULT when
+/// the flags are valid and EINVAL when not (as libseccomp probes).
+pub fn seccomp_flag_known(flag: u32) -> bool {
+    const SECCOMP_SET_MODE_FILTER: libc::c_uint = 1;
+    // SAFETY: the kernel checks the flags, then fails to read the NULL
+    // program; nothing is installed and no memory of ours is touched.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            SECCOMP_SET_MODE_FILTER,
+            flag,
+            std::ptr::null::<SockFprog>(),
+        )
+    };
+    Errno::result(ret).err() == Some(Errno::EFAULT)
+}
+
+/// Whether this kernel has seccomp return action `action`
+/// (SECCOMP_GET_ACTION_AVAIL).
+pub fn seccomp_action_available(action: u32) -> bool {
+    const SECCOMP_GET_ACTION_AVAIL: libc::c_uint = 2;
+    // SAFETY: the kernel reads one u32 from `action`, which lives across the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            SECCOMP_GET_ACTION_AVAIL,
+            0,
+            &action as *const u32,
+        )
+    };
+    ret == 0
 }
 
 /// `struct mount_attr` of mount_setattr(2): attributes to set and clear,

@@ -229,6 +229,8 @@ pub fn exec(ctx: &Ctx, a: ExecArgs) -> Result<ExitCode> {
         },
         no_new_privs: false,
         tty: a.tty,
+        apparmor: None,
+        process_label: None,
     };
     let mut process = capsa_runtime::exec::process_from_config(&config, &overrides)?;
     if a.tty {

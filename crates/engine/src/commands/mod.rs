@@ -4,6 +4,7 @@ pub mod containers;
 pub mod exec;
 pub mod files;
 pub mod images;
+pub mod registry;
 pub mod run;
 pub mod session;
 pub mod system;

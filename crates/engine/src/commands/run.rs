@@ -429,27 +429,18 @@ fn resolve_image(
     f: &RunFlags,
     name: &str,
 ) -> Result<(capsa_images::db::ImageRow, Value)> {
-    match f.pull.as_str() {
-        "missing" | "never" => {}
-        "always" => bail!(
-            "--pull always: pulling images needs the registry client, which this capsa build does not have yet (use --pull missing|never with local images)"
-        ),
-        other => bail!(
-            "invalid pull option: '{other}': must be one of \"always\", \"missing\" or \"never\""
-        ),
-    }
-    let img = match ctx.store.resolve(name) {
-        Ok(i) => i,
-        Err(capsa_images::Error::NoSuchImage(n)) => {
-            if f.pull == "never" {
-                bail!("No such image: {n}");
-            }
-            bail!(
-                "Unable to find image '{n}' locally, and pulling images needs the registry client, which this capsa build does not have yet (load it with `capsa load`)"
-            );
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let policy: capsa_distribution::PullPolicy = f.pull.parse()?;
+    let platform = f
+        .platform
+        .as_deref()
+        .map(capsa_distribution::Platform::parse)
+        .transpose()?;
+    let renderer = crate::commands::registry::progress::Renderer::new(
+        crate::commands::registry::progress::Output::Stderr,
+        f.quiet,
+    );
+    let img =
+        capsa_distribution::ensure_image(&ctx.store, name, policy, platform.as_ref(), &renderer)?;
     let config = crate::commands::images::config_json(&ctx.store, &img.id)?;
     if let Some(p) = &f.platform {
         let want: Vec<&str> = p.split('/').collect();

@@ -51,6 +51,12 @@ pub struct ExecArgs {
     /// Allow exec in a paused container
     #[arg(long)]
     ignore_paused: bool,
+    /// The AppArmor profile to run the process under
+    #[arg(long, value_name = "PROFILE")]
+    apparmor: Option<String>,
+    /// The SELinux label to run the process with
+    #[arg(long, value_name = "LABEL")]
+    process_label: Option<String>,
     /// The container's id
     id: String,
     /// The command to run and its arguments
@@ -71,6 +77,8 @@ impl ExecArgs {
             (!self.additional_gids.is_empty(), "--additional-gids"),
             (!self.cap.is_empty(), "--cap"),
             (self.no_new_privs, "--no-new-privs"),
+            (self.apparmor.is_some(), "--apparmor"),
+            (self.process_label.is_some(), "--process-label"),
         ] {
             if given {
                 set.push(name);
@@ -89,6 +97,8 @@ impl ExecArgs {
             caps: self.cap.clone(),
             no_new_privs: self.no_new_privs,
             tty: self.tty,
+            apparmor: self.apparmor.clone(),
+            process_label: self.process_label.clone(),
         })
     }
 }

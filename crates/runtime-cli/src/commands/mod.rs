@@ -12,7 +12,6 @@ pub mod update;
 
 use std::path::PathBuf;
 
-use anyhow::bail;
 use capsa_runtime::Runtime;
 
 /// What every subcommand gets from the global flags.
@@ -25,19 +24,11 @@ pub struct Context {
 }
 
 impl Context {
-    /// The runtime over the state root. `--systemd-cgroup` is refused here:
-    /// cgroups are managed through the cgroup file system only.
+    /// The runtime over the state root. With `--systemd-cgroup`, containers
+    /// it creates get a systemd scope unit (refused at creation where there
+    /// is no systemd); the other commands follow what each container's state
+    /// records, as runc does.
     pub fn runtime(&self) -> anyhow::Result<Runtime> {
-        if self.systemd_cgroup {
-            if !std::path::Path::new("/run/systemd/system").exists() {
-                bail!(
-                    "--systemd-cgroup: systemd is not running on this host (no /run/systemd/system)"
-                );
-            }
-            bail!(
-                "--systemd-cgroup: managing cgroups through systemd is not supported yet; leave the flag out to use the cgroup file system"
-            );
-        }
-        Ok(Runtime::new(self.root.clone()))
+        Ok(Runtime::new(self.root.clone()).with_systemd_cgroup(self.systemd_cgroup))
     }
 }

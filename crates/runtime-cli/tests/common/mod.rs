@@ -53,6 +53,15 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
+/// The content of file `path`, trimmed; fails the test if it cannot be read.
+pub fn read(path: impl AsRef<Path>) -> String {
+    let path = path.as_ref();
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .trim()
+        .to_string()
+}
+
 /// Makes a busybox root filesystem in `rootfs`: the static binary, a
 /// symlink per applet in /bin, /etc/passwd and /etc/group.
 pub fn make_busybox_rootfs(rootfs: &Path) {
@@ -162,6 +171,10 @@ impl Bundle {
 pub struct Runtime {
     root: tempfile::TempDir,
     ids: RefCell<Vec<String>>,
+    /// Global flags given to every command (after `--root`).
+    global: Vec<String>,
+    /// Environment variables set (`Some`) or removed (`None`) for every command.
+    env: Vec<(String, Option<String>)>,
 }
 
 impl Runtime {
@@ -173,7 +186,21 @@ impl Runtime {
                 .tempdir()
                 .unwrap(),
             ids: RefCell::new(Vec::new()),
+            global: Vec::new(),
+            env: Vec::new(),
         }
+    }
+
+    /// A runtime whose every command gets the global flags `global` and
+    /// the environment changes `env` (`None` removes a variable).
+    pub fn with(global: &[&str], env: &[(&str, Option<&str>)]) -> Runtime {
+        let mut rt = Runtime::new();
+        rt.global = global.iter().map(|s| s.to_string()).collect();
+        rt.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
+            .collect();
+        rt
     }
 
     /// The state root.
@@ -191,7 +218,16 @@ impl Runtime {
     /// A `capsa-runtime --root ROOT args...` command.
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(bin());
-        c.arg("--root").arg(self.root.path()).args(args);
+        c.arg("--root")
+            .arg(self.root.path())
+            .args(&self.global)
+            .args(args);
+        for (k, v) in &self.env {
+            match v {
+                Some(v) => c.env(k, v),
+                None => c.env_remove(k),
+            };
+        }
         c.stdin(Stdio::null());
         c
     }

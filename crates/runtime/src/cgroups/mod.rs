@@ -17,6 +17,7 @@ mod devices_bpf;
 mod oom;
 mod paths;
 pub mod stats;
+pub mod systemd;
 mod v1;
 mod v2;
 
@@ -68,6 +69,10 @@ pub struct CgroupPaths {
     /// The directories the runtime created, outermost first within each
     /// hierarchy; only these are removed by `delete`.
     pub created: Vec<PathBuf>,
+    /// The systemd scope unit holding the container (`--systemd-cgroup`),
+    /// stopped by `delete`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd_unit: Option<String>,
 }
 
 /// One value to write to a file of a cgroup directory.
@@ -281,8 +286,9 @@ pub struct Manager {
     dir_fd: OnceCell<Option<OwnedFd>>,
     /// The controllers enabled for the container's unified directory.
     v2_controllers: OnceCell<Vec<String>>,
-    /// Hierarchies in which this unprivileged caller may not create cgroups.
-    denied: Vec<String>,
+    /// Hierarchies in which this unprivileged caller may not create cgroups:
+    /// name, the directory it could not make, and why.
+    denied: Vec<(String, PathBuf, std::io::Error)>,
     /// Directories placed but not made yet (hierarchy name → directory).
     planned: BTreeMap<String, PathBuf>,
 }
@@ -377,12 +383,12 @@ impl Manager {
             };
             let made = match paths::make_dir(&dir)? {
                 paths::Made::Created(made) => made,
-                paths::Made::Denied(e) => {
+                paths::Made::Denied(at, e) => {
                     if !paths::rootless() {
-                        return Err(Error::io("mkdir", &dir, e));
+                        return Err(Error::io("mkdir", &at, e));
                     }
                     tracing::debug!("no cgroup in {name} for an unprivileged caller: {e}");
-                    self.denied.push(name);
+                    self.denied.push((name, at, e));
                     continue;
                 }
             };
@@ -570,8 +576,10 @@ impl Manager {
     /// any sub-cgroups processes made inside the container's. Processes
     /// still inside make it fail with a clear error.
     pub fn destroy(&self) -> Result<()> {
+        let stopped = self.stop_unit();
         let leaves: Vec<&Path> = self.paths.dirs.values().map(PathBuf::as_path).collect();
-        paths::remove_dirs(&self.paths.created, &leaves)
+        let removed = paths::remove_dirs(&self.paths.created, &leaves);
+        stopped.and(removed)
     }
 
     /// The controllers enabled for the container's unified directory.
@@ -621,16 +629,30 @@ impl Manager {
             };
             return Err(Error::config(field, reason));
         }
-        let why = if self.denied.is_empty() {
+        let why = self.denied_reason(controller).unwrap_or_else(|| {
             format!("no cgroup hierarchy with the {controller} controller is mounted on this host")
-        } else {
-            format!(
-                "the {controller} controller is out of reach: this unprivileged user may not \
-                 create cgroups in {}",
-                self.denied.join(", ")
-            )
-        };
+        });
         Err(Error::config(field, why))
+    }
+
+    /// Why `controller` is out of reach of this unprivileged caller, if it is.
+    fn denied_reason(&self, controller: &str) -> Option<String> {
+        let holds = |name: &str| name.split(',').any(|c| c == controller);
+        let (name, dir, err) = self
+            .denied
+            .iter()
+            .find(|(name, _, _)| holds(name))
+            .or_else(|| self.denied.iter().find(|(name, _, _)| name == UNIFIED))?;
+        let parent = dir.parent().unwrap_or(dir);
+        Some(format!(
+            "the {controller} controller is out of reach: user {} may not create cgroups in {} \
+             ({name} hierarchy; mkdir {}: {err}): that cgroup is not delegated to this user. \
+             Run without linux.resources, or from a cgroup delegated to the user (cgroup v2, \
+             owned by it, with the controller in cgroup.subtree_control)",
+            nix::unistd::geteuid(),
+            parent.display(),
+            dir.display()
+        ))
     }
 
     /// Works out every change `r` asks for (so that refusals come before
@@ -745,8 +767,11 @@ impl Manager {
         if explicit {
             return Err(Error::config(
                 devices::FIELD,
-                "there is no devices controller: neither a v1 devices hierarchy nor cgroup2 \
-                 holds this container",
+                self.denied_reason("devices").unwrap_or_else(|| {
+                    "there is no devices controller: neither a v1 devices hierarchy nor \
+                     cgroup2 holds this container"
+                        .into()
+                }),
             ));
         }
         Ok(None)

@@ -212,6 +212,7 @@ impl Layout {
             mode: Some(mode),
             dirs,
             created: Vec::new(),
+            systemd_unit: None,
         })
     }
 }
@@ -255,8 +256,8 @@ pub enum Made {
     /// The directories it created, outermost first (the last is `dir`).
     Created(Vec<PathBuf>),
     /// The caller may not create cgroups in this hierarchy (an unprivileged
-    /// user): nothing was created.
-    Denied(std::io::Error),
+    /// user): nothing was created; the directory it could not make, and why.
+    Denied(PathBuf, std::io::Error),
 }
 
 /// Creates cgroup directory `dir` and any missing parents. `dir` itself
@@ -267,7 +268,7 @@ pub fn make_dir(dir: &Path) -> Result<Made> {
     match std::fs::create_dir(dir) {
         Ok(()) => return Ok(Made::Created(vec![dir.to_path_buf()])),
         Err(e) if e.kind() == ErrorKind::AlreadyExists => return Err(exists(dir)),
-        Err(e) if is_denied(&e) => return Ok(Made::Denied(e)),
+        Err(e) if is_denied(&e) => return Ok(Made::Denied(dir.to_path_buf(), e)),
         Err(e) if e.kind() == ErrorKind::NotFound => {}
         Err(e) => return Err(Error::io("mkdir", dir, e)),
     }
@@ -289,7 +290,9 @@ pub fn make_dir(dir: &Path) -> Result<Made> {
                 remove_dirs(&made, &[])?;
                 return Err(exists(dir));
             }
-            Err(e) if is_denied(&e) && made.is_empty() => return Ok(Made::Denied(e)),
+            Err(e) if is_denied(&e) && made.is_empty() => {
+                return Ok(Made::Denied(d.to_path_buf(), e));
+            }
             Err(e) => {
                 remove_dirs(&made, &[])?;
                 return Err(Error::io("mkdir", d, e));

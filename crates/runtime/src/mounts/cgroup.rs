@@ -47,6 +47,26 @@ fn own_dir(h: &Hierarchy, dirs: &BTreeMap<String, PathBuf>, what: &str) -> Resul
     })
 }
 
+/// The directory of `cgroup` (as /proc/PID/cgroup names it; `None`: the
+/// root) in hierarchy `h`.
+pub(super) fn dir_in(h: &Hierarchy, cgroup: Option<&PathBuf>) -> PathBuf {
+    let cgroup = cgroup.map_or(Path::new("/"), |p| p.as_path());
+    h.mount_point
+        .join(cgroup.strip_prefix(&h.root).unwrap_or(Path::new("")))
+}
+
+/// The container's cgroup directories when they were not known before the
+/// init was forked: the cgroups this process is in now.
+fn own_cgroups(hierarchies: &[Hierarchy]) -> Result<BTreeMap<String, PathBuf>> {
+    let text = std::fs::read_to_string("/proc/self/cgroup")
+        .map_err(|e| Error::io("read", "/proc/self/cgroup", e))?;
+    let own = crate::cgroups::parse_proc_cgroup(&text);
+    Ok(hierarchies
+        .iter()
+        .map(|h| (h.name.clone(), dir_in(h, own.get(&h.name))))
+        .collect())
+}
+
 /// Mounts the container's cgroups at `dest`.
 pub(super) fn mount(
     root: &Root,
@@ -62,7 +82,18 @@ pub(super) fn mount(
         ));
     }
     let hierarchies = &ctx.host.hierarchies;
-    let own = &ctx.host.cgroup_dirs;
+    let found;
+    let own = match &ctx.host.cgroup_dirs {
+        Some(dirs) => dirs,
+        None => {
+            found = if ctx.cgroup_ns {
+                BTreeMap::new()
+            } else {
+                own_cgroups(hierarchies)?
+            };
+            &found
+        }
+    };
     let flags = opts.flags | CGROUP_FLAGS;
     let bind_opts = Options {
         flags,

@@ -21,7 +21,7 @@ mod copyup;
 mod devices;
 mod idmap;
 mod masks;
-mod options;
+pub mod options;
 mod safe;
 
 use std::collections::BTreeMap;
@@ -77,43 +77,46 @@ pub struct HostPrep {
     /// from inside a cgroup namespace, mountinfo hides their roots).
     hierarchies: Vec<Hierarchy>,
     /// Hierarchy name → the container's cgroup directory on the host (what a
-    /// `cgroup` mount binds when there is no cgroup namespace).
-    cgroup_dirs: BTreeMap<String, PathBuf>,
+    /// `cgroup` mount binds when there is no cgroup namespace); `None` when
+    /// the cgroups are made after the init is forked (systemd places it),
+    /// and the init reads them from /proc/self/cgroup.
+    cgroup_dirs: Option<BTreeMap<String, PathBuf>>,
 }
 
 /// Prepares, in the runtime and with the host's view, what the init's rootfs
 /// set-up needs: the id-mapped mounts, and for `cgroup` mounts the host's
 /// hierarchies (from the `layout` the cgroups were placed with) and the
 /// container's directory in each (`cgroups`; a hierarchy where it has none
-/// shows the caller's own cgroup).
+/// shows the caller's own cgroup; `None`: not known before the init is
+/// forked, which then reads its own).
 pub fn prepare_on_host(
     spec: &Spec,
     bundle: &Path,
     layout: &crate::cgroups::Layout,
-    cgroups: &BTreeMap<String, PathBuf>,
+    cgroups: Option<&BTreeMap<String, PathBuf>>,
 ) -> Result<HostPrep> {
     let needs_cgroups = spec
         .mounts()
         .iter()
         .flatten()
         .any(|m| m.typ().as_deref() == Some("cgroup") && !is_bind(m));
-    let mut cgroup_dirs = BTreeMap::new();
-    if needs_cgroups {
-        for h in &layout.hierarchies {
-            let dir = match cgroups.get(&h.name) {
-                Some(dir) => dir.clone(),
-                None => {
-                    let own = layout
-                        .own
+    let cgroup_dirs = match cgroups {
+        Some(cgroups) if needs_cgroups => Some(
+            layout
+                .hierarchies
+                .iter()
+                .map(|h| {
+                    let dir = cgroups
                         .get(&h.name)
-                        .map_or(Path::new("/"), |p| p.as_path());
-                    let inside = own.strip_prefix(&h.root).unwrap_or(Path::new(""));
-                    h.mount_point.join(inside)
-                }
-            };
-            cgroup_dirs.insert(h.name.clone(), dir);
-        }
-    }
+                        .cloned()
+                        .unwrap_or_else(|| cgroup::dir_in(h, layout.own.get(&h.name)));
+                    (h.name.clone(), dir)
+                })
+                .collect(),
+        ),
+        Some(_) => Some(BTreeMap::new()),
+        None => None,
+    };
     Ok(HostPrep {
         idmapped: idmap::prepare(spec, bundle)?,
         hierarchies: if needs_cgroups {
@@ -535,7 +538,12 @@ fn fs_mount(
         .as_ref()
         .map(|s| s.as_os_str())
         .unwrap_or(typ.as_ref());
-    let data = opts.data();
+    let label = ctx
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.mount_label().as_deref());
+    let data = crate::lsm::label_mount_data(&opts.data(), typ, label);
     let data_arg = (!data.is_empty()).then_some(data.as_str());
     match mount(
         Some(source),

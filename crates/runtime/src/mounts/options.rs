@@ -91,6 +91,73 @@ enum Effect {
     Nothing,
 }
 
+/// Every option name [`Options::parse`] gives a meaning to (others are
+/// passed to the file system as data), as `features` lists them.
+pub const KNOWN: &[&str] = &[
+    "defaults",
+    "ro",
+    "rw",
+    "nosuid",
+    "suid",
+    "nodev",
+    "dev",
+    "noexec",
+    "exec",
+    "sync",
+    "async",
+    "dirsync",
+    "mand",
+    "nomand",
+    "atime",
+    "noatime",
+    "diratime",
+    "nodiratime",
+    "relatime",
+    "norelatime",
+    "strictatime",
+    "nostrictatime",
+    "lazytime",
+    "nolazytime",
+    "silent",
+    "loud",
+    "iversion",
+    "noiversion",
+    "nosymfollow",
+    "symfollow",
+    "bind",
+    "rbind",
+    "idmap",
+    "ridmap",
+    "remount",
+    "tmpcopyup",
+    "shared",
+    "rshared",
+    "slave",
+    "rslave",
+    "private",
+    "rprivate",
+    "unbindable",
+    "runbindable",
+    "rro",
+    "rrw",
+    "rnosuid",
+    "rsuid",
+    "rnodev",
+    "rdev",
+    "rnoexec",
+    "rexec",
+    "rnodiratime",
+    "rdiratime",
+    "rnosymfollow",
+    "rsymfollow",
+    "rnoatime",
+    "rstrictatime",
+    "rrelatime",
+    "ratime",
+    "rnorelatime",
+    "rnostrictatime",
+];
+
 fn effect(option: &str) -> Option<Effect> {
     use Effect::*;
     Some(match option {
@@ -280,6 +347,14 @@ pub fn propagation(name: &str) -> Option<Propagation> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_known_option_has_a_meaning() {
+        for o in KNOWN {
+            assert!(effect(o).is_some(), "{o}");
+        }
+        assert!(effect("size=64m").is_none());
+    }
 
     #[test]
     fn flags_apply_in_order() {

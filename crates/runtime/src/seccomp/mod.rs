@@ -4,9 +4,9 @@
 //! capsa compiles filters itself ([`bpf`]) instead of through libseccomp:
 //! libseccomp 2.5 takes about 6 ms for a Docker-sized profile on three
 //! architectures, over the 1 ms the whole filter may add to a container
-//! start; the interval-tree compiler here takes tens of microseconds and
-//! produces a shorter program. System call numbers come from tables
-//! generated from libseccomp's ([`tables`]).
+//! start; the interval-tree compiler here takes about 0.2 ms for it in a
+//! fresh process (80 µs warm) and produces a shorter program. System call
+//! numbers come from tables generated from libseccomp's ([`tables`]).
 
 pub mod bpf;
 pub mod profile;
@@ -20,6 +20,7 @@ use oci_spec::runtime::{
 };
 
 use crate::error::{Error, Result};
+use crate::sync::{Channel, Msg};
 use bpf::{ArchRules, ArgOp, Cond, Defaults, Rule, SockFilter};
 
 // SECCOMP_RET_* (linux/seccomp.h).
@@ -137,6 +138,36 @@ pub fn host_arches() -> &'static [Arch] {
 }
 
 /// The number of system call `name` on the architecture with `table`.
+/// As [`lookup`], searching forward from `*hint` (where the previous name
+/// was) with exponentially growing steps when `name` sorts after it, and
+/// leaving `*hint` where `name` is or would be.
+fn lookup_from(table: &[(&str, u32)], name: &str, hint: &mut usize) -> Option<u32> {
+    let mut lo = (*hint).min(table.len());
+    if lo > 0 && table[lo - 1].0 >= name {
+        lo = 0;
+    }
+    // table[..lo] sorts before `name`; find an end past it.
+    let mut step = 1;
+    let mut hi = lo;
+    while hi < table.len() && table[hi].0 < name {
+        lo = hi + 1;
+        hi += step;
+        step *= 2;
+    }
+    let hi = (hi + 1).min(table.len());
+    let found = table[lo..hi].binary_search_by(|(n, _)| (*n).cmp(name));
+    match found {
+        Ok(i) => {
+            *hint = lo + i + 1;
+            Some(table[lo + i].1)
+        }
+        Err(i) => {
+            *hint = lo + i;
+            None
+        }
+    }
+}
+
 fn lookup(table: &[(&str, u32)], name: &str) -> Option<u32> {
     table
         .binary_search_by(|(n, _)| (*n).cmp(name))
@@ -256,11 +287,14 @@ pub fn compile(cfg: &LinuxSeccomp) -> Result<Filter> {
                 "no system call named",
             ));
         }
-        for name in sc.names() {
-            for (info, rules) in per_arch.iter_mut() {
+        for (info, rules) in per_arch.iter_mut() {
+            // Profiles list names mostly in order: each is searched from
+            // where the previous one was found.
+            let mut hint = 0;
+            for name in sc.names() {
                 // Names unknown on an architecture are skipped, as runc
                 // does, so that one profile serves several.
-                if let Some(nr) = lookup(info.table, name) {
+                if let Some(nr) = lookup_from(info.table, name, &mut hint) {
                     rules.entry(nr).or_default().push(Rule {
                         action,
                         conds: conds.clone(),
@@ -300,13 +334,25 @@ pub fn compile(cfg: &LinuxSeccomp) -> Result<Filter> {
     }
 
     let mut flags = 0;
-    for f in cfg.flags().iter().flatten() {
-        flags |= match f {
-            LinuxSeccompFilterFlag::SeccompFilterFlagTsync => FLAG_TSYNC,
-            LinuxSeccompFilterFlag::SeccompFilterFlagLog => FLAG_LOG,
-            LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => FLAG_SPEC_ALLOW,
-            LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => FLAG_WAIT_KILLABLE_RECV,
+    for (i, f) in cfg.flags().iter().flatten().enumerate() {
+        let (flag, probe) = match f {
+            LinuxSeccompFilterFlag::SeccompFilterFlagTsync => (FLAG_TSYNC, FLAG_TSYNC),
+            LinuxSeccompFilterFlag::SeccompFilterFlagLog => (FLAG_LOG, FLAG_LOG),
+            LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => {
+                (FLAG_SPEC_ALLOW, FLAG_SPEC_ALLOW)
+            }
+            LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => (
+                FLAG_WAIT_KILLABLE_RECV,
+                FLAG_WAIT_KILLABLE_RECV | FLAG_NEW_LISTENER,
+            ),
         };
+        if !crate::sys::seccomp_flag_known(probe) {
+            return Err(Error::config(
+                format!("linux.seccomp.flags[{i}]"),
+                format!("{f:?} is not supported by this kernel"),
+            ));
+        }
+        flags |= flag;
     }
     if notify {
         flags |= FLAG_NEW_LISTENER;
@@ -348,6 +394,19 @@ pub fn compile(cfg: &LinuxSeccomp) -> Result<Filter> {
 }
 
 impl Filter {
+    /// Whether the filter lets a process of the native architecture make
+    /// system call `name` with `args` (it returns ALLOW or LOG for it).
+    pub fn allows(&self, name: &str, args: [u64; 6]) -> bool {
+        let Some(info) = arch_info(native_arch()) else {
+            return false;
+        };
+        let Some(nr) = lookup(info.table, name) else {
+            return false;
+        };
+        let ret = bpf::interpret(&self.program, info.audit, nr, args, info.big_endian);
+        ret == RET_ALLOW || ret == RET_LOG
+    }
+
     /// Installs the filter on the calling thread (it needs no_new_privs or
     /// CAP_SYS_ADMIN). Returns the notify listener's descriptor when the
     /// filter has SCMP_ACT_NOTIFY rules.
@@ -398,6 +457,81 @@ impl Setup {
         })
     }
 
+    /// Sends the filter, its metadata and listener socket to the container's
+    /// init over the set-up channel: the runtime compiles it while the init
+    /// sets up its root filesystem.
+    pub fn send(&self, chan: &Channel) -> Result<()> {
+        let f = &self.filter;
+        let mut b = Vec::with_capacity(10 + f.program.len() * 8);
+        b.extend_from_slice(&f.flags.to_le_bytes());
+        b.push(f.notify as u8);
+        let meta = self.metadata.as_deref().map(str::as_bytes);
+        b.push(meta.is_some() as u8);
+        let meta = meta.unwrap_or_default();
+        b.extend_from_slice(&(meta.len() as u32).to_le_bytes());
+        b.extend_from_slice(meta);
+        for i in &f.program {
+            b.extend_from_slice(&i.code.to_le_bytes());
+            b.extend_from_slice(&[i.jt, i.jf]);
+            b.extend_from_slice(&i.k.to_le_bytes());
+        }
+        let fds = match &self.listener {
+            Some(fd) => vec![
+                fd.try_clone()
+                    .map_err(|e| Error::io("dup", "the seccomp listener socket", e))?,
+            ],
+            None => Vec::new(),
+        };
+        chan.send_with_fds(&Msg::Seccomp(b), &fds)
+    }
+
+    /// Receives what [`Setup::send`] sent (in the container's init).
+    pub fn recv(chan: &Channel) -> Result<Setup> {
+        let (msg, mut fds) = chan.recv_with_fds()?;
+        let b = match msg {
+            Some(Msg::Seccomp(b)) => b,
+            Some(Msg::Error(text)) => return Err(Error::Init(text)),
+            other => {
+                return Err(Error::Other(format!(
+                    "sync: expected the seccomp filter, got {other:?}"
+                )));
+            }
+        };
+        let bad = || Error::Other("sync: malformed seccomp filter message".into());
+        let u32_at = |at: usize| -> Result<u32> {
+            let bytes = b.get(at..at + 4).ok_or_else(bad)?;
+            Ok(u32::from_le_bytes(bytes.try_into().expect("4 bytes")))
+        };
+        let flags = u32_at(0)?;
+        let notify = *b.get(4).ok_or_else(bad)? != 0;
+        let has_meta = *b.get(5).ok_or_else(bad)? != 0;
+        let meta_len = u32_at(6)? as usize;
+        let meta = b.get(10..10 + meta_len).ok_or_else(bad)?;
+        let metadata = has_meta.then(|| String::from_utf8_lossy(meta).into_owned());
+        let code = &b[10 + meta_len..];
+        if code.len() % 8 != 0 {
+            return Err(bad());
+        }
+        let program = code
+            .chunks_exact(8)
+            .map(|c| SockFilter {
+                code: u16::from_le_bytes([c[0], c[1]]),
+                jt: c[2],
+                jf: c[3],
+                k: u32::from_le_bytes([c[4], c[5], c[6], c[7]]),
+            })
+            .collect();
+        Ok(Setup {
+            filter: Filter {
+                program,
+                flags,
+                notify,
+            },
+            listener: fds.pop(),
+            metadata,
+        })
+    }
+
     /// Installs the filter on the calling process and hands the notify
     /// descriptor to the listener with `state` (the container's state JSON).
     pub fn apply(&self, state: &str) -> Result<()> {
@@ -431,61 +565,72 @@ pub fn send_to_listener(
         notify_fd.as_raw_fd(),
         &msg.to_string(),
     )
+    .map_err(|e| {
+        Error::config(
+            "linux.seccomp.listenerPath",
+            format!("sending the notify descriptor to the listener (sendmsg): {e}"),
+        )
+    })
 }
 
-/// The seccomp part of the features document: what really works here.
+/// The actions of runtime-spec and the seccomp return value each maps to.
+const ACTIONS: &[(&str, u32)] = &[
+    ("SCMP_ACT_ALLOW", RET_ALLOW),
+    ("SCMP_ACT_ERRNO", RET_ERRNO),
+    ("SCMP_ACT_KILL", RET_KILL_THREAD),
+    ("SCMP_ACT_KILL_PROCESS", RET_KILL_PROCESS),
+    ("SCMP_ACT_KILL_THREAD", RET_KILL_THREAD),
+    ("SCMP_ACT_LOG", RET_LOG),
+    ("SCMP_ACT_NOTIFY", RET_USER_NOTIF),
+    ("SCMP_ACT_TRACE", RET_TRACE),
+    ("SCMP_ACT_TRAP", RET_TRAP),
+];
+
+/// The filter flags of runtime-spec and their values.
+const FLAGS: &[(&str, u32)] = &[
+    ("SECCOMP_FILTER_FLAG_TSYNC", FLAG_TSYNC),
+    ("SECCOMP_FILTER_FLAG_LOG", FLAG_LOG),
+    ("SECCOMP_FILTER_FLAG_SPEC_ALLOW", FLAG_SPEC_ALLOW),
+    (
+        "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
+        FLAG_WAIT_KILLABLE_RECV | FLAG_NEW_LISTENER,
+    ),
+];
+
+/// The seccomp part of the features document: the actions and flags this
+/// kernel has (asked of it), every operator (all compiled to plain BPF) and
+/// the architectures whose system calls the filters handle here.
 pub fn features() -> serde_json::Value {
     let arches: Vec<&str> = host_arches()
         .iter()
         .filter_map(|a| arch_info(*a))
         .map(|i| i.name)
         .collect();
+    let actions: Vec<&str> = ACTIONS
+        .iter()
+        .filter(|(_, ret)| crate::sys::seccomp_action_available(*ret))
+        .map(|(name, _)| *name)
+        .collect();
     serde_json::json!({
         "enabled": true,
-        "actions": [
-            "SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
-            "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY", "SCMP_ACT_TRACE",
-            "SCMP_ACT_TRAP"
-        ],
+        "actions": actions,
         "operators": [
             "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT",
             "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"
         ],
         "archs": arches,
-        "knownFlags": [
-            "SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG",
-            "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"
-        ],
+        "knownFlags": FLAGS.iter().map(|(name, _)| *name).collect::<Vec<_>>(),
         "supportedFlags": supported_flags(),
     })
 }
 
-/// The filter flags this kernel accepts (SECCOMP_GET_ACTION_AVAIL-style probe
-/// of each flag with an empty filter is not possible without installing one,
-/// so the kernel version decides: all four exist since Linux 5.19).
+/// The filter flags this kernel accepts.
 fn supported_flags() -> Vec<&'static str> {
-    let mut out = vec![
-        "SECCOMP_FILTER_FLAG_TSYNC",
-        "SECCOMP_FILTER_FLAG_LOG",
-        "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
-    ];
-    if kernel_at_least(5, 19) {
-        out.push("SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV");
-    }
-    out
-}
-
-/// Whether the running kernel is at least `major.minor`.
-pub fn kernel_at_least(major: u32, minor: u32) -> bool {
-    let Ok(uts) = nix::sys::utsname::uname() else {
-        return false;
-    };
-    let release = uts.release().to_string_lossy();
-    let mut parts = release
-        .split(|c: char| !c.is_ascii_digit())
-        .filter_map(|p| p.parse::<u32>().ok());
-    let (ma, mi) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    (ma, mi) >= (major, minor)
+    FLAGS
+        .iter()
+        .filter(|(_, flag)| crate::sys::seccomp_flag_known(*flag))
+        .map(|(name, _)| *name)
+        .collect()
 }
 
 #[cfg(test)]
@@ -511,6 +656,19 @@ mod tests {
         assert_eq!(lookup(tables::X86_64, "socket"), Some(41));
         assert_eq!(lookup(tables::X86, "socket"), Some(359));
         assert_eq!(lookup(tables::X86_64, "no_such_call"), None);
+        // The forward search finds what the plain one does, in any order.
+        let names: Vec<&str> = tables::X86_64.iter().map(|(n, _)| *n).collect();
+        let mut probes: Vec<&str> = names.clone();
+        probes.extend(["aaa", "zzz", "no_such_call", "read", "accept", "write"]);
+        probes.extend(names.iter().rev());
+        let mut hint = 0;
+        for p in probes {
+            assert_eq!(
+                lookup_from(tables::X86_64, p, &mut hint),
+                lookup(tables::X86_64, p),
+                "{p}"
+            );
+        }
     }
 
     #[test]
@@ -545,6 +703,43 @@ mod tests {
         assert_eq!(run(x86_64, 0x4000_0000, 0), RET_ALLOW); // x32 read
         assert_eq!(run(0xc000_00b7, 63, 0), RET_KILL_PROCESS); // aarch64: not for this host
         assert!(!f.notify);
+    }
+
+    #[test]
+    fn a_setup_travels_to_the_init_whole() {
+        let cfg = parse(
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[
+                {"names":["read","write"],"action":"SCMP_ACT_ALLOW"},
+                {"names":["socket"],"action":"SCMP_ACT_ALLOW","args":[{"index":0,"value":40,"op":"SCMP_CMP_NE"}]}]}"#,
+        );
+        let (a, b) = Channel::pair().unwrap();
+        let (listener, _other) = std::os::unix::net::UnixStream::pair().unwrap();
+        for (metadata, listener) in [
+            (Some("meta".to_string()), Some(OwnedFd::from(listener))),
+            (None, None),
+        ] {
+            let sent = Setup {
+                filter: compile(&cfg).unwrap(),
+                listener,
+                metadata,
+            };
+            sent.send(&a).unwrap();
+            let got = Setup::recv(&b).unwrap();
+            assert_eq!(got.filter.program, sent.filter.program);
+            assert_eq!(
+                (got.filter.flags, got.filter.notify),
+                (sent.filter.flags, sent.filter.notify)
+            );
+            assert_eq!(got.metadata, sent.metadata);
+            assert_eq!(got.listener.is_some(), sent.listener.is_some());
+        }
+        a.send(&Msg::Error("mount failed".into())).unwrap();
+        assert!(
+            Setup::recv(&b)
+                .unwrap_err()
+                .to_string()
+                .contains("mount failed")
+        );
     }
 
     #[test]

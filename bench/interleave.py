@@ -1,0 +1,41 @@
+#!/usr/bin/env python3
+"""Times commands run alternately, so that noise from other work on the
+machine falls on all of them alike (hyperfine runs each command's runs in
+one block, which a noisy neighbour can skew by 2x).
+
+    interleave.py RUNS NAME=COMMAND...
+
+Each round runs every command once (in alternating order); the first 10
+rounds are warm-up. Prints, per command, the median and the mean of its
+fastest 80% of runs, in milliseconds, then each command's difference from
+the first one.
+"""
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+
+
+def main():
+    runs = int(sys.argv[1])
+    cmds = [arg.split("=", 1) for arg in sys.argv[2:]]
+    times = {name: [] for name, _ in cmds}
+    for i in range(runs + 10):
+        order = cmds if i % 2 == 0 else cmds[::-1]
+        for name, cmd in order:
+            t = time.perf_counter()
+            subprocess.run(shlex.split(cmd), check=True, stdout=subprocess.DEVNULL)
+            if i >= 10:
+                times[name].append(time.perf_counter() - t)
+    stats = {}
+    print(f"{'command':<28} {'median ms':>10} {'fast-80% mean ms':>17}")
+    for name, ts in times.items():
+        ts.sort()
+        stats[name] = (statistics.median(ts) * 1e3, statistics.mean(ts[: max(1, len(ts) * 4 // 5)]) * 1e3)
+        print(f"{name:<28} {stats[name][0]:>10.3f} {stats[name][1]:>17.3f}")
+    return stats
+
+
+if __name__ == "__main__":
+    main()
