@@ -223,8 +223,15 @@ fn exit_codes_like_docker_run() {
     );
     e.fails_with(&["run", "--rm", "busybox", "sh", "-c", "exit 255"], 255);
     // capsa's own failures: 125, and nothing is created.
-    let err = e.fails_with(&["run", "--rm", "nosuchimage:1", "true"], 125);
-    assert!(err.contains("nosuchimage:1"), "{err}");
+    // Unknown image: the pull it starts goes to a loopback registry
+    // address where nothing listens (tests never leave the machine).
+    let err = e.fails_with(&["run", "--rm", "127.0.0.1:9/nosuchimage:1", "true"], 125);
+    assert!(err.contains("127.0.0.1:9/nosuchimage:1"), "{err}");
+    let err = e.fails_with(
+        &["run", "--rm", "--pull", "never", "nosuchimage:1", "true"],
+        125,
+    );
+    assert!(err.contains("No such image: nosuchimage:1"), "{err}");
     let err = e.fails_with(&["run", "-m", "12q", "busybox", "true"], 125);
     assert!(err.contains("12q"), "{err}");
     let err = e.fails_with(
@@ -249,8 +256,6 @@ fn exit_codes_like_docker_run() {
         125,
     );
     assert!(err.contains("Conflicting options"), "{err}");
-    let err = e.fails_with(&["run", "--pull", "always", "busybox", "true"], 125);
-    assert!(err.contains("registry client"), "{err}");
     assert!(e.ids().is_empty(), "{:?}", e.ids());
     assert!(e.mounts().is_empty());
     assert_eq!(
