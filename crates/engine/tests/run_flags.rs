@@ -848,7 +848,15 @@ fn pull_platform_and_runtime() {
     let err = e.fails_with(&["run", "--pull", "never", "other:1", "true"], 125);
     assert!(err.contains("No such image"), "{err}");
     let err = e.fails_with(
-        &["run", "--platform", "linux/arm64", "busybox", "true"],
+        &[
+            "run",
+            "--pull",
+            "never",
+            "--platform",
+            "linux/arm64",
+            "busybox",
+            "true",
+        ],
         125,
     );
     assert!(

@@ -149,15 +149,17 @@ fn new_volumes_are_filled_from_the_image() {
         "cat /data/seed.txt; stat -c '%u %a' /data /data/seed.txt",
     ]);
     assert_eq!(o, "from the image\n0 750\n1000 640\n");
-    // Not again once it has data, and not with nocopy.
+    // Not again once it has data (Docker fills a volume whenever it is
+    // empty), and not with nocopy.
     e.ok(&[
         "run",
         "--rm",
         "-v",
         "fresh:/data",
         "withvol:1",
-        "rm",
-        "/data/seed.txt",
+        "sh",
+        "-c",
+        "rm /data/seed.txt; echo mine > /data/own",
     ]);
     assert_eq!(
         e.ok(&[
@@ -169,7 +171,7 @@ fn new_volumes_are_filled_from_the_image() {
             "ls",
             "/data"
         ]),
-        ""
+        "own\n"
     );
     assert_eq!(
         e.ok(&[

@@ -135,12 +135,15 @@ fn create(ctx: &Ctx, a: CreateArgs) -> Result<ExitCode> {
     if !a.opt.is_empty() {
         bail!("volume driver options (-o) are not supported by capsa's local driver");
     }
+    // A volume created without a name is anonymous, as in Docker: `volume
+    // prune` without -a removes it.
+    let anonymous = a.name.is_none();
     let name = match a.name {
         Some(n) => n,
         None => crate::container::new_id()?,
     };
     let labels = crate::container::spec::kv_map(&a.label);
-    let (v, _) = ctx.create_volume(&name, labels, false)?;
+    let (v, _) = ctx.create_volume(&name, labels, anonymous)?;
     println!("{}", v.name);
     Ok(ExitCode::SUCCESS)
 }
