@@ -12,8 +12,10 @@ use std::ffi::CString;
 use std::fs;
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use capsa_sys::mount_api;
 use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags};
 use rusqlite::params;
@@ -21,7 +23,6 @@ use rusqlite::params;
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
 use crate::store::Store;
-use crate::sys;
 
 /// How the overlay is mounted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -275,26 +276,32 @@ fn mount_overlay(dir: &Path, lowers: &[PathBuf], method: MountMethod) -> Result<
 }
 
 fn mount_new_api(dir: &Path, lowers: &[PathBuf]) -> Result<()> {
-    let fsfd = sys::fsopen(c"overlay").map_err(|e| Error::sys("fsopen", "overlay", e))?;
+    let fsfd = mount_api::fsopen(c"overlay").map_err(|e| Error::sys("fsopen", "overlay", e))?;
     for l in lowers {
-        sys::fsconfig_set_string(fsfd.as_fd(), c"lowerdir+", &cpath(l)?)
+        mount_api::fsconfig_string(fsfd.as_fd(), c"lowerdir+", &cpath(l)?)
             .map_err(|e| Error::sys("fsconfig lowerdir+", l.display().to_string(), e))?;
     }
     for (key, sub) in [(c"upperdir", "upper"), (c"workdir", "work")] {
         let p = dir.join(sub);
-        sys::fsconfig_set_string(fsfd.as_fd(), key, &cpath(&p)?)
+        mount_api::fsconfig_string(fsfd.as_fd(), key, &cpath(&p)?)
             .map_err(|e| Error::sys("fsconfig", format!("{key:?}={}", p.display()), e))?;
     }
-    sys::fsconfig_create(fsfd.as_fd()).map_err(|e| {
+    mount_api::fsconfig_create(fsfd.as_fd()).map_err(|e| {
         Error::sys(
             "fsconfig create",
             format!("overlay on {}", dir.display()),
             e,
         )
     })?;
-    let mnt = sys::fsmount(fsfd.as_fd()).map_err(|e| Error::sys("fsmount", "overlay", e))?;
+    let mnt =
+        mount_api::fsmount(fsfd.as_fd(), 0).map_err(|e| Error::sys("fsmount", "overlay", e))?;
     let target = dir.join("merged");
-    sys::move_mount(mnt.as_fd(), &cpath(&target)?)
+    let dest = fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW)
+        .open(&target)
+        .ctx("open", &target)?;
+    mount_api::move_mount(mnt.as_fd(), dest.as_fd())
         .map_err(|e| Error::sys("move_mount", target.display().to_string(), e))
 }
 
