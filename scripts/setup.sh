@@ -1,25 +1,25 @@
 #!/bin/sh
-# Installs what capsa needs, builds everything (release), and runs a busybox
-# container with capsa-runtime as the main job. Run as root on Debian 12.
+# Installs what capsa needs, builds everything (release, into /usr/local/bin),
+# and runs a busybox container with `capsa run` as the main job. Run as root
+# on Debian 12.
 set -eu
 cd "$(dirname "$0")/.."
 ./scripts/deps.sh
-bin="$(./scripts/build-release.sh)/capsa-runtime"
+bin="$(./scripts/build-release.sh)"
+install -m 0755 "$bin/capsa" "$bin/capsa-runtime" /usr/local/bin/
 
-bundle=$(mktemp -d /tmp/capsa-demo-XXXXXX)
-trap 'rm -rf "$bundle"' EXIT
-mkdir -p "$bundle/rootfs/bin"
-cp /usr/bin/busybox "$bundle/rootfs/bin/busybox"
+# A busybox image made from Debian's busybox-static, imported into capsa's
+# store (default /var/lib/capsa), then the main job: a container of it.
+rootfs=$(mktemp -d /tmp/capsa-demo-XXXXXX)
+trap 'rm -rf "$rootfs"' EXIT
+mkdir -p "$rootfs/bin" "$rootfs/etc" "$rootfs/tmp"
+cp /usr/bin/busybox "$rootfs/bin/busybox"
 for applet in $(/usr/bin/busybox --list); do
-    [ "$applet" = busybox ] || ln -s busybox "$bundle/rootfs/bin/$applet"
+    [ "$applet" = busybox ] || ln -s busybox "$rootfs/bin/$applet"
 done
-"$bin" spec --bundle "$bundle"
-python3 - "$bundle/config.json" <<'PY'
-import json, sys
-path = sys.argv[1]
-c = json.load(open(path))
-c["process"]["terminal"] = False
-c["process"]["args"] = ["sh", "-c", "echo hello from a capsa container: hostname $(hostname), pid $$, uid $(id -u); ls /"]
-json.dump(c, open(path, "w"), indent=2)
-PY
-"$bin" --root /run/capsa-runtime run --bundle "$bundle" "demo-$$"
+echo 'root:x:0:0:root:/root:/bin/sh' > "$rootfs/etc/passwd"
+echo 'root:x:0:' > "$rootfs/etc/group"
+tar -C "$rootfs" -cf "$rootfs.tar" .
+trap 'rm -rf "$rootfs" "$rootfs.tar"' EXIT
+capsa import --change 'CMD ["sh"]' "$rootfs.tar" busybox:latest >/dev/null
+capsa run --rm busybox sh -c 'echo hello from a capsa container: hostname $(hostname), pid $$, uid $(id -u); ls /'
