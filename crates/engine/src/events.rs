@@ -75,14 +75,14 @@ pub fn volume(ctx: &Ctx, name: &str, action: &str, extra: &[(&str, String)]) {
     emit(ctx, "volume", action, name, attrs);
 }
 
-/// Parses the log's lines (oldest file first); bad lines are skipped.
-pub fn read_all(ctx: &Ctx) -> Vec<Value> {
-    let path = ctx.events_path();
-    let mut out = Vec::new();
-    for p in [path.with_extension("log.1"), path] {
-        if let Ok(text) = std::fs::read_to_string(&p) {
-            out.extend(text.lines().filter_map(|l| serde_json::from_str(l).ok()));
-        }
-    }
-    out
+/// The events of the rotated log (`events.log.1`), oldest first; bad lines
+/// are skipped. The current log is read by following it from its start.
+pub fn read_rotated(ctx: &Ctx) -> Vec<Value> {
+    std::fs::read_to_string(ctx.events_path().with_extension("log.1"))
+        .map(|text| {
+            text.lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect()
+        })
+        .unwrap_or_default()
 }

@@ -1283,6 +1283,7 @@ fn prune(ctx: &Ctx, a: PruneArgs) -> Result<ExitCode> {
 /// label!); returns their ids and the bytes of their writable layers.
 pub fn prune_containers(ctx: &Ctx, filter: &[String]) -> Result<(Vec<String>, u64)> {
     let filters = super::parse_filters(filter, &["until", "label", "label!"])?;
+    super::check_until(&filters)?;
     let mut ids = Vec::new();
     let mut bytes = 0u64;
     for mut c in ctx.all_containers()? {

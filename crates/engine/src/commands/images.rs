@@ -854,10 +854,8 @@ pub fn rmi(root: &Path, a: RmiArgs) -> Result<ExitCode> {
 /// `capsa image prune`.
 pub fn prune(root: &Path, a: PruneArgs) -> Result<ExitCode> {
     let filters = parse_filters(&a.filter, &["until", "label", "label!", "dangling"])?;
+    super::check_until(&filters)?;
     for (k, v) in &filters {
-        if k == "until" && units::parse_timestamp(v).is_none() {
-            bail!("invalid filter 'until={v}': not a timestamp or duration");
-        }
         if k == "dangling" && v != "true" && v != "false" {
             bail!("invalid filter 'dangling={v}': use true or false");
         }
