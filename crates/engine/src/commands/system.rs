@@ -405,7 +405,9 @@ pub fn version(a: FormatArgs) -> Result<ExitCode> {
     });
     let mut out = io::stdout().lock();
     if let Some(f) = a.format.as_deref() {
-        out.write_all(Format::parse(f)?.render_loose(&[doc])?.as_bytes())?;
+        // Docker's versionInfo: `APIVersion` is written `ApiVersion` in JSON.
+        let f = Format::parse(f)?.with_fields(&[("APIVersion", "ApiVersion")]);
+        out.write_all(f.render(&[doc], &[])?.as_bytes())?;
         return Ok(ExitCode::SUCCESS);
     }
     writeln!(

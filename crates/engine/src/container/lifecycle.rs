@@ -301,6 +301,10 @@ pub fn launch(
     c.settings.cgroup = Some(spawned.started.cgroup.clone());
     ctx.save_settings(c)?;
     ctx.save_state(c)?;
+    // As Docker: an attached run or start reports the attach first.
+    if attach.stdout || attach.stderr || attach.stdin {
+        events::container(ctx, c, "attach", &[]);
+    }
     events::container(ctx, c, "start", &[]);
     Ok(Ok(spawned))
 }
