@@ -212,7 +212,8 @@ enum Arg {
     Bool(bool),
     Nil,
     Func(String),
-    Sub(Box<Pipe>),
+    /// A parenthesised pipeline, then fields of its value: `(index .A 0).B`.
+    Sub(Box<Pipe>, Vec<String>),
 }
 
 const FUNCS: &[&str] = &[
@@ -230,6 +231,8 @@ enum Tok {
     Pipe,
     Open,
     Close,
+    /// Fields right after `)`: `(...).A.B`.
+    Chain(Vec<String>),
     Declare,
     Comma,
 }
@@ -284,6 +287,7 @@ fn lex(src: &str) -> Result<Vec<Tok>> {
                 i += 2
             }
             '=' => bail!("template: assignment to variables (=) is not supported"),
+            '.' if i > 0 && b[i - 1] == ')' => toks.push(Tok::Chain(fields(&b, &mut i))),
             '.' => toks.push(Tok::Field(fields(&b, &mut i))),
             '$' => {
                 i += 1;
@@ -509,11 +513,21 @@ fn parse_pipe(toks: &[Tok]) -> Result<Pipe> {
                 if depth != 0 {
                     bail!("template: unclosed parenthesis");
                 }
-                cmd.push(Arg::Sub(Box::new(parse_pipe(&toks[i + 1..j - 1])?)));
-                i = j;
+                let sub = Box::new(parse_pipe(&toks[i + 1..j - 1])?);
+                match toks.get(j) {
+                    Some(Tok::Chain(f)) => {
+                        cmd.push(Arg::Sub(sub, f.clone()));
+                        i = j + 1;
+                    }
+                    _ => {
+                        cmd.push(Arg::Sub(sub, Vec::new()));
+                        i = j;
+                    }
+                }
                 continue;
             }
             Tok::Close => bail!("template: unexpected )"),
+            Tok::Chain(_) => bail!("template: unexpected . after )"),
             Tok::Comma | Tok::Declare => bail!("template: unexpected , or :="),
             Tok::Field(f) => cmd.push(Arg::Field(f.clone())),
             Tok::Var(n, f) => cmd.push(Arg::Var(format!("${n}"), f.clone())),
@@ -677,7 +691,7 @@ fn eval_arg(a: &Arg, dot: &Value, vars: &mut Vars, mode: Mode) -> Result<Value> 
         Arg::Bool(b) => Value::Bool(*b),
         Arg::Nil => Value::Null,
         Arg::Func(f) => call(f, Vec::new(), mode)?,
-        Arg::Sub(p) => eval_pipe(p, dot, vars, mode)?,
+        Arg::Sub(p, path) => field(&eval_pipe(p, dot, vars, mode)?, path, mode, false)?,
     })
 }
 
@@ -1012,6 +1026,25 @@ mod tests {
 
     fn run(t: &str, v: Value) -> String {
         Format::parse(t).unwrap().render(&[v], &[]).unwrap()
+    }
+
+    #[test]
+    fn fields_of_a_parenthesised_pipeline() {
+        let v = json!({"Mounts": [{"Propagation": "rshared", "RW": true}],
+            "Ports": {"80/tcp": [{"HostPort": "8080"}]}});
+        assert_eq!(
+            run("{{(index .Mounts 0).Propagation}}", v.clone()),
+            "rshared\n"
+        );
+        assert_eq!(
+            run("{{(index .Ports \"80/tcp\" 0).HostPort}}", v.clone()),
+            "8080\n"
+        );
+        assert_eq!(
+            run("{{if (index .Mounts 0).RW}}rw{{end}} {{(len .Mounts)}}", v),
+            "rw 1\n"
+        );
+        assert!(Format::parse("{{.Mounts).X}}").is_err());
     }
 
     #[test]
