@@ -27,9 +27,12 @@ pub fn emit(ctx: &Ctx, kind: &str, action: &str, id: &str, attrs: BTreeMap<Strin
         "time": ns / 1_000_000_000,
         "timeNano": ns,
     });
+    // Docker's deprecated fields of container events (omitted when empty).
     if kind == "container" {
         v["status"] = json!(action);
-        v["id"] = json!(id);
+        if !id.is_empty() {
+            v["id"] = json!(id);
+        }
         if let Some(img) = v["Actor"]["Attributes"].get("image").cloned() {
             v["from"] = img;
         }
@@ -73,6 +76,13 @@ pub fn volume(ctx: &Ctx, name: &str, action: &str, extra: &[(&str, String)]) {
         attrs.insert(k.to_string(), v.clone());
     }
     emit(ctx, "volume", action, name, attrs);
+}
+
+/// The event of a prune of `kind` (container, volume): no actor, the
+/// bytes reclaimed.
+pub fn prune(ctx: &Ctx, kind: &str, reclaimed: u64) {
+    let attrs = BTreeMap::from([("reclaimed".to_string(), reclaimed.to_string())]);
+    emit(ctx, kind, "prune", "", attrs);
 }
 
 /// The events of the rotated log (`events.log.1`), oldest first; bad lines

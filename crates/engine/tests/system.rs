@@ -372,6 +372,17 @@ fn events_filters_templates_since_and_until() {
         window(&[&short[..], &["--filter", "label=team=a"]].concat()),
         life("one")
     );
+    // Docker matches a prefix of the name too, and every event is local.
+    assert_eq!(
+        window(&[&short[..], &["--filter", "container=tw"]].concat()),
+        life("two")
+    );
+    assert_eq!(
+        window(&["--filter", "scope=local", "--format", "{{.Action}}"])
+            .lines()
+            .count(),
+        9
+    );
     assert_eq!(
         window(
             &[
@@ -744,6 +755,25 @@ fn container_prune_removes_stopped_containers_matching_filters() {
         e.ok(&["container", "prune", "-f"]),
         "Total reclaimed space: 0B\n"
     );
+    // Each prune is an event (no actor, the bytes reclaimed).
+    let pruned = past_events(
+        &e,
+        &[
+            "--since",
+            "1h",
+            "--until",
+            &ts(now_ns()),
+            "--filter",
+            "event=prune",
+            "--format",
+            "{{.Type}} {{.Action}} [{{.Actor.ID}}] {{.Actor.Attributes.reclaimed}}",
+        ],
+    );
+    assert_eq!(
+        pruned,
+        "container prune [] 0\ncontainer prune [] 10000\ncontainer prune [] 0\n".to_string()
+            + "container prune [] 0\ncontainer prune [] 0\n"
+    );
     e.assert_clean(&[old_id, kept, other, fresh]);
 }
 
@@ -835,6 +865,20 @@ fn system_prune_removes_containers_images_and_volumes() {
     let left = images();
     assert_eq!(left.lines().count(), 1, "{left}");
     assert!(left.starts_with("busybox:latest "), "{left}");
+    let pruned = past_events(
+        &e,
+        &[
+            "--since",
+            "1h",
+            "--until",
+            &ts(now_ns()),
+            "--filter",
+            "event=prune",
+            "--format",
+            "{{.Type}}",
+        ],
+    );
+    assert_eq!(pruned, "container\ncontainer\nvolume\ncontainer\n");
     e.assert_clean(&[stopped]);
 }
 

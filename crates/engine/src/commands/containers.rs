@@ -1326,5 +1326,6 @@ pub fn prune_containers(ctx: &Ctx, filter: &[String]) -> Result<(Vec<String>, u6
         drop(lock);
         ids.push(c.id);
     }
+    events::prune(ctx, "container", bytes);
     Ok((ids, bytes))
 }

@@ -453,34 +453,54 @@ fn event_line(e: &serde_json::Value) -> String {
     )
 }
 
+/// The repository of an image reference without tag or digest, in its
+/// familiar form (`busybox:latest` → `busybox`); the text itself when it
+/// is not a reference.
+fn strip_tag(image: &str) -> String {
+    capsa_images::reference::Reference::parse(image)
+        .map(|r| r.familiar_name())
+        .unwrap_or_else(|_| image.to_string())
+}
+
+/// Docker's event filters: values of one key are OR'ed, keys AND'ed;
+/// `container` and `volume` match a prefix of the ID or name, `image` the
+/// image (with or without its tag), `label` a key or key=value.
 fn event_matches(e: &serde_json::Value, filters: &[(String, String)]) -> bool {
-    // Filters of one key are OR'ed, different keys AND'ed (Docker's rule).
     let mut keys: Vec<&str> = filters.iter().map(|(k, _)| k.as_str()).collect();
+    keys.sort();
     keys.dedup();
+    let attrs = &e["Actor"]["Attributes"];
+    let id = e["Actor"]["ID"].as_str().unwrap_or("");
+    let name = attrs["name"].as_str().unwrap_or("");
+    let fuzzy =
+        |kind: &str, v: &str| e["Type"] == kind && (id.starts_with(v) || name.starts_with(v));
     keys.iter().all(|key| {
-        filters.iter().filter(|(k, _)| k == key).any(|(_, v)| {
-            let attrs = &e["Actor"]["Attributes"];
-            match *key {
+        filters
+            .iter()
+            .filter(|(k, _)| k == key)
+            .any(|(_, v)| match *key {
                 "type" => e["Type"] == *v,
+                "scope" => e["scope"] == *v,
                 "event" => e["Action"]
                     .as_str()
                     .is_some_and(|a| a == v || a.split(':').next() == Some(v)),
-                "container" => {
-                    e["Type"] == "container"
-                        && (e["Actor"]["ID"]
-                            .as_str()
-                            .is_some_and(|id| id.starts_with(v.as_str()))
-                            || attrs["name"] == *v)
+                "container" => fuzzy("container", v),
+                "volume" => fuzzy("volume", v),
+                "image" => {
+                    let image_name = match e["Type"].as_str() {
+                        Some("image") => name,
+                        _ => attrs["image"].as_str().unwrap_or(""),
+                    };
+                    [id, image_name]
+                        .iter()
+                        .any(|x| *x == v || (!x.is_empty() && strip_tag(x) == *v))
                 }
-                "image" => attrs["image"] == *v,
-                "volume" => e["Type"] == "volume" && e["Actor"]["ID"] == *v,
                 "label" => match v.split_once('=') {
                     Some((k, val)) => attrs[k] == *val,
                     None => attrs.get(v.as_str()).is_some(),
                 },
                 _ => false,
-            }
-        })
+            })
     })
 }
 
@@ -502,7 +522,15 @@ pub fn events(root: &Path, a: EventsArgs) -> Result<ExitCode> {
     let ctx = crate::ctx::Ctx::open(root)?;
     let filters = super::parse_filters(
         &a.filter,
-        &["type", "event", "container", "image", "volume", "label"],
+        &[
+            "type",
+            "event",
+            "container",
+            "image",
+            "volume",
+            "label",
+            "scope",
+        ],
     )?;
     let parse = |s: &Option<String>, what: &str| -> Result<Option<i64>> {
         s.as_deref()
