@@ -750,7 +750,7 @@ fn container_prune_removes_stopped_containers_matching_filters() {
         "{}",
         stdout(&out)
     );
-    assert_eq!(e.ids(), [up.clone()]);
+    assert_eq!(e.ids(), std::slice::from_ref(&up));
     assert_eq!(
         e.ok(&["container", "prune", "-f"]),
         "Total reclaimed space: 0B\n"
@@ -839,7 +839,7 @@ fn system_prune_removes_containers_images_and_volumes() {
     );
     assert!(out.contains(&format!("deleted: {dangling}\n")), "{out}");
     assert!(out.contains("\nTotal reclaimed space: "), "{out}");
-    assert_eq!(e.ids(), [up.clone()]);
+    assert_eq!(e.ids(), std::slice::from_ref(&up));
     let left = images();
     assert!(!left.contains(&dangling[7..19]), "{left}");
     assert!(

@@ -556,7 +556,7 @@ pub fn events(root: &Path, a: EventsArgs) -> Result<ExitCode> {
     };
     let wanted = |e: &serde_json::Value| {
         let t = e["timeNano"].as_i64().unwrap_or(0);
-        !since.is_some_and(|s| t < s) && !until.is_some_and(|u| t > u) && event_matches(e, &filters)
+        since.is_none_or(|s| t >= s) && until.is_none_or(|u| t <= u) && event_matches(e, &filters)
     };
     let print = |e: &serde_json::Value| -> Result<bool> {
         let line = match &format {

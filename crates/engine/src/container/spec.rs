@@ -226,9 +226,9 @@ pub fn check_propagation(source: &str, propagation: &str) -> Result<()> {
         std::fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
     let (mount_point, tags) =
         source_mount(&info, &path).ok_or_else(|| anyhow!("no mount holds {}", path.display()))?;
-    let shared = tags.iter().any(|t| t.starts_with("shared:"));
-    let master = tags.iter().any(|t| t.starts_with("master:"));
-    if !shared && !(slave && master) {
+    let has = |tag: &str| tags.iter().any(|t| t.starts_with(tag));
+    let propagates = has("shared:") || (slave && has("master:"));
+    if !propagates {
         bail!(
             "path {source} is mounted on {} but it is not a {} mount",
             mount_point.display(),
