@@ -441,6 +441,18 @@ fn restart_unless_stopped_restarts_until_stopped() {
     );
     let pid = crash(&e, "us");
     wait_restarted(&e, "us", pid, "1");
+    // rm -f of a container between restarts leaves nothing, its monitor
+    // sleeping out the back-off included.
+    let looping = e.run_d(&["--restart", "always", "busybox", "sh", "-c", "exit 1"]);
+    e.wait_until(60, "a few restarts", || {
+        e.field(&looping, "{{.RestartCount}}")
+            .parse::<i32>()
+            .unwrap()
+            >= 3
+            && e.status(&looping) == "restarting"
+    });
+    e.ok(&["rm", "-f", &looping]);
+    e.assert_clean(&[looping]);
     // Docker's checks of the policy.
     for (policy, want) in [
         (
