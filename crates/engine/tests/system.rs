@@ -1140,3 +1140,88 @@ fn stats_redraws_a_live_table_until_interrupted() {
         e.own_processes()
     );
 }
+
+#[test]
+fn events_of_images() {
+    require_root!();
+    let e = Engine::new();
+    let t0 = now_ns();
+    let busybox = e.field("busybox", "{{.Id}}");
+    e.ok(&["tag", "busybox", "mine:1"]);
+    let imported = e
+        .ok(&[
+            "import",
+            "-c",
+            "LABEL team=img",
+            &layer_file(&e, "content"),
+            "imported:1",
+        ])
+        .trim()
+        .to_string();
+    let archive = e.root.scratch("saved.tar");
+    e.ok(&["save", "-o", archive.to_str().unwrap(), "mine:1"]);
+    e.ok(&["load", "-i", archive.to_str().unwrap()]);
+    e.ok(&["rmi", "mine:1", "imported:1"]);
+    e.ok(&["image", "prune", "-f"]);
+    let t1 = now_ns();
+    let window = |extra: &[&str]| {
+        let (since, until) = (ts(t0), ts(t1));
+        let mut a = vec!["--since", &since, "--until", &until];
+        a.extend_from_slice(extra);
+        past_events(&e, &a)
+    };
+    let fmt = "{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}";
+    let (b, i) = (busybox.as_str(), imported.as_str());
+    assert_eq!(
+        window(&["--filter", "type=image", "--format", fmt]),
+        [
+            format!("tag {b} mine:1"),
+            format!("import {i} {i}"),
+            format!("save {b} {b}"),
+            format!("load {b} {b}"),
+            format!("untag {b} {b}"),
+            format!("untag {i} {i}"),
+            format!("delete {i} {i}"),
+            "prune  <no value>".to_string(),
+        ]
+        .map(|l| l + "\n")
+        .concat()
+    );
+    // The image's labels are attributes; Docker's deprecated fields too.
+    assert_eq!(
+        window(&[
+            "--filter",
+            "label=team=img",
+            "--format",
+            "{{.Status}} {{.ID}}"
+        ]),
+        format!("import {i}\n")
+    );
+    // image= matches the id and the name with or without its tag.
+    assert_eq!(
+        window(&["--filter", "image=mine", "--format", "{{.Action}}"]),
+        "tag\n"
+    );
+    assert_eq!(
+        window(&[
+            "--filter",
+            "type=image",
+            "--filter",
+            &format!("image={i}"),
+            "--format",
+            "{{.Action}}"
+        ]),
+        "import\nuntag\ndelete\n"
+    );
+    assert_eq!(
+        window(&[
+            "--filter",
+            "type=image",
+            "--filter",
+            "event=prune",
+            "--format",
+            "{{.Actor.Attributes.reclaimed}}"
+        ]),
+        "0\n"
+    );
+}

@@ -1342,6 +1342,6 @@ pub fn prune_containers(ctx: &Ctx, filter: &[String]) -> Result<(Vec<String>, u6
         drop(lock);
         ids.push(c.id);
     }
-    events::prune(ctx, "container", bytes);
+    events::prune(&ctx.root, "container", bytes);
     Ok((ids, bytes))
 }

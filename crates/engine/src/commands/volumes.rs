@@ -289,7 +289,7 @@ pub fn prune_volumes(ctx: &Ctx, all: bool, filter: &[String]) -> Result<(Vec<Str
             removed.push(v.name);
         }
     }
-    crate::events::prune(ctx, "volume", bytes);
+    crate::events::prune(&ctx.root, "volume", bytes);
     Ok((removed, bytes))
 }
 
