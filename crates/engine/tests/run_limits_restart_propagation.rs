@@ -476,24 +476,27 @@ fn restart_unless_stopped_restarts_until_stopped() {
     assert_eq!(e.ids(), [id]);
 }
 
+/// A small tmpfs mounted at `dir` (made if missing) on the host.
+fn tmpfs(dir: &Path) -> nix::Result<()> {
+    std::fs::create_dir_all(dir).unwrap();
+    nix::mount::mount(
+        Some("tmpfs"),
+        dir,
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        Some("size=1m"),
+    )
+}
+
 /// A tmpfs at `dir` made a shared mount (its own peer group), or None
 /// where mounting is not allowed.
 fn shared_tmpfs(dir: &Path) -> Option<()> {
-    use nix::mount::{MsFlags, mount};
-    std::fs::create_dir_all(dir).unwrap();
-    mount(
-        Some("tmpfs"),
-        dir,
-        Some("tmpfs"),
-        MsFlags::empty(),
-        Some("size=1m"),
-    )
-    .ok()?;
-    mount(
+    tmpfs(dir).ok()?;
+    nix::mount::mount(
         None::<&str>,
         dir,
         None::<&str>,
-        MsFlags::MS_SHARED,
+        nix::mount::MsFlags::MS_SHARED,
         None::<&str>,
     )
     .ok()
@@ -574,15 +577,7 @@ fn bind_propagation_reaches_the_container_and_back() {
     // A mount made on the host under the source reaches shared and slave
     // binds only.
     let from_host = src.join("from-host");
-    std::fs::create_dir_all(&from_host).unwrap();
-    nix::mount::mount(
-        Some("tmpfs"),
-        &from_host,
-        Some("tmpfs"),
-        nix::mount::MsFlags::empty(),
-        Some("size=1m"),
-    )
-    .unwrap();
+    tmpfs(&from_host).unwrap();
     for (name, sees) in [
         ("rshared", true),
         ("rslave", true),

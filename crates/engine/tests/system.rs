@@ -75,6 +75,14 @@ fn past_events(e: &Engine, args: &[&str]) -> String {
     stdout(&out)
 }
 
+/// The events from `since` to `until` (ns) with more `events` flags.
+fn events_between(e: &Engine, since: i64, until: i64, extra: &[&str]) -> String {
+    let (since, until) = (ts(since), ts(until));
+    let mut a = vec!["--since", since.as_str(), "--until", until.as_str()];
+    a.extend_from_slice(extra);
+    past_events(e, &a)
+}
+
 /// A `capsa events` process followed line by line; killed when dropped.
 struct Follower {
     child: Child,
@@ -339,12 +347,7 @@ fn events_filters_templates_since_and_until() {
     e.ok(&["run", "--name", "three", "busybox", "true"]);
     let t2 = now_ns();
     let (one_id, two_id) = (e.field("one", "{{.Id}}"), e.field("two", "{{.Id}}"));
-    let window = |extra: &[&str]| {
-        let (since, until) = (ts(t0), ts(t1));
-        let mut a = vec!["--since", &since, "--until", &until];
-        a.extend_from_slice(extra);
-        past_events(&e, &a)
-    };
+    let window = |extra: &[&str]| events_between(&e, t0, t1, extra);
     let short = ["--format", "{{.Actor.Attributes.name}} {{.Action}}"];
     let life = |n: &str| format!("{n} create\n{n} attach\n{n} start\n{n} die\n");
     // The window holds one and two and the volume, not three.
@@ -449,20 +452,7 @@ fn events_filters_templates_since_and_until() {
         )
     );
     // Later windows, and a relative --since.
-    assert_eq!(
-        past_events(
-            &e,
-            &[
-                "--since",
-                &ts(t1),
-                "--until",
-                &ts(t2),
-                "--format",
-                "{{.Actor.Attributes.name}} {{.Action}}"
-            ]
-        ),
-        life("three")
-    );
+    assert_eq!(events_between(&e, t1, t2, &short), life("three"));
     let recent = past_events(
         &e,
         &[
@@ -681,6 +671,7 @@ fn next_second(e: &Engine, ns: i64) {
 fn container_prune_removes_stopped_containers_matching_filters() {
     require_root!();
     let e = Engine::new();
+    let t0 = now_ns();
     let old = e.run(&["run", "--name", "old", "busybox", "true"]);
     assert!(old.status.success());
     let old_id = e.field("old", "{{.Id}}");
@@ -756,13 +747,11 @@ fn container_prune_removes_stopped_containers_matching_filters() {
         "Total reclaimed space: 0B\n"
     );
     // Each prune is an event (no actor, the bytes reclaimed).
-    let pruned = past_events(
+    let pruned = events_between(
         &e,
+        t0,
+        now_ns(),
         &[
-            "--since",
-            "1h",
-            "--until",
-            &ts(now_ns()),
             "--filter",
             "event=prune",
             "--format",
@@ -788,6 +777,7 @@ fn layer_file(e: &Engine, name: &str) -> String {
 fn system_prune_removes_containers_images_and_volumes() {
     require_root!();
     let e = Engine::new();
+    let t0 = now_ns();
     let dangling = e
         .ok(&["import", &layer_file(&e, "dangling")])
         .trim()
@@ -865,20 +855,16 @@ fn system_prune_removes_containers_images_and_volumes() {
     let left = images();
     assert_eq!(left.lines().count(), 1, "{left}");
     assert!(left.starts_with("busybox:latest "), "{left}");
-    let pruned = past_events(
+    let pruned = events_between(
         &e,
-        &[
-            "--since",
-            "1h",
-            "--until",
-            &ts(now_ns()),
-            "--filter",
-            "event=prune",
-            "--format",
-            "{{.Type}}",
-        ],
+        t0,
+        now_ns(),
+        &["--filter", "event=prune", "--format", "{{.Type}}"],
     );
-    assert_eq!(pruned, "container\ncontainer\nvolume\ncontainer\n");
+    assert_eq!(
+        pruned,
+        "container\nimage\ncontainer\nvolume\nimage\ncontainer\nimage\n"
+    );
     e.assert_clean(&[stopped]);
 }
 
@@ -984,15 +970,7 @@ struct LiveStats {
 
 impl LiveStats {
     fn start(e: &Engine, args: &str) -> LiveStats {
-        let line = format!(
-            "stty rows 40 cols 160; {} --root {} stats {args}",
-            bin(),
-            e.store().display()
-        );
-        let mut child = Command::new("script")
-            .args(["-qefc", &line, "/dev/null"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
+        let mut child = terminal_cmd(e, &format!("stats {args}"), (40, 160))
             .stderr(Stdio::null())
             .spawn()
             .expect("script (util-linux) is installed");
@@ -1164,12 +1142,7 @@ fn events_of_images() {
     e.ok(&["rmi", "mine:1", "imported:1"]);
     e.ok(&["image", "prune", "-f"]);
     let t1 = now_ns();
-    let window = |extra: &[&str]| {
-        let (since, until) = (ts(t0), ts(t1));
-        let mut a = vec!["--since", &since, "--until", &until];
-        a.extend_from_slice(extra);
-        past_events(&e, &a)
-    };
+    let window = |extra: &[&str]| events_between(&e, t0, t1, extra);
     let fmt = "{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}";
     let (b, i) = (busybox.as_str(), imported.as_str());
     assert_eq!(
