@@ -110,7 +110,7 @@ impl Ctx {
 
     /// The event log.
     pub fn events_path(&self) -> PathBuf {
-        self.root.join("events.log")
+        crate::events::log_path(&self.root)
     }
 }
 

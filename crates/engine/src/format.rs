@@ -14,7 +14,14 @@ use serde_json::{Map, Value};
 pub struct Format {
     table: bool,
     template: Template,
+    fields: Fields,
 }
+
+/// Fields of the Go struct a template is executed on whose JSON key differs
+/// from the field name, or which JSON omits when empty: (field name, JSON
+/// key). `{{.APIVersion}}` then reads `ApiVersion`, and a field whose key
+/// is missing reads as empty, as Go's zero value.
+pub type Fields = &'static [(&'static str, &'static str)];
 
 impl Format {
     /// Parses a user format: `table ...`, `json` (= `{{json .}}`), or a
@@ -35,7 +42,21 @@ impl Format {
         Ok(Format {
             table,
             template: Template::parse(&body)?,
+            fields: &[],
         })
+    }
+
+    /// The same format over data whose Go fields have other JSON names.
+    pub fn with_fields(mut self, fields: Fields) -> Format {
+        self.fields = fields;
+        self
+    }
+
+    fn mode(&self, kind: Kind) -> Mode {
+        Mode {
+            kind,
+            fields: self.fields,
+        }
     }
 
     /// Renders one line per row (after a header row for tables, whose
@@ -51,12 +72,12 @@ impl Format {
             out.push_str(
                 &self
                     .template
-                    .execute(&Value::Object(header), Mode::Header)?,
+                    .execute(&Value::Object(header), self.mode(Kind::Header))?,
             );
             out.push('\n');
         }
         for r in rows {
-            out.push_str(&self.template.execute(r, Mode::Strict)?);
+            out.push_str(&self.template.execute(r, self.mode(Kind::Strict))?);
             out.push('\n');
         }
         Ok(if self.table {
@@ -71,7 +92,7 @@ impl Format {
     pub fn render_loose(&self, values: &[Value]) -> Result<String> {
         let mut out = String::new();
         for v in values {
-            out.push_str(&self.template.execute(v, Mode::Loose)?);
+            out.push_str(&self.template.execute(v, self.mode(Kind::Loose))?);
             out.push('\n');
         }
         Ok(if self.table {
@@ -147,9 +168,16 @@ fn write_lines(lines: &[Vec<&str>], from: usize, to: usize, widths: &[usize], ou
     }
 }
 
+/// How a template is executed: the kind of data and its renamed fields.
+#[derive(Clone, Copy)]
+struct Mode {
+    kind: Kind,
+    fields: Fields,
+}
+
 /// How templates treat data.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Mode {
+enum Kind {
     /// Rows of a listing: an unknown field is an error (Go structs).
     Strict,
     /// Inspect data: a missing key is `<no value>` (Go maps).
@@ -184,7 +212,8 @@ enum Arg {
     Bool(bool),
     Nil,
     Func(String),
-    Sub(Box<Pipe>),
+    /// A parenthesised pipeline, then fields of its value: `(index .A 0).B`.
+    Sub(Box<Pipe>, Vec<String>),
 }
 
 const FUNCS: &[&str] = &[
@@ -202,6 +231,8 @@ enum Tok {
     Pipe,
     Open,
     Close,
+    /// Fields right after `)`: `(...).A.B`.
+    Chain(Vec<String>),
     Declare,
     Comma,
 }
@@ -256,6 +287,7 @@ fn lex(src: &str) -> Result<Vec<Tok>> {
                 i += 2
             }
             '=' => bail!("template: assignment to variables (=) is not supported"),
+            '.' if i > 0 && b[i - 1] == ')' => toks.push(Tok::Chain(fields(&b, &mut i))),
             '.' => toks.push(Tok::Field(fields(&b, &mut i))),
             '$' => {
                 i += 1;
@@ -481,11 +513,21 @@ fn parse_pipe(toks: &[Tok]) -> Result<Pipe> {
                 if depth != 0 {
                     bail!("template: unclosed parenthesis");
                 }
-                cmd.push(Arg::Sub(Box::new(parse_pipe(&toks[i + 1..j - 1])?)));
-                i = j;
+                let sub = Box::new(parse_pipe(&toks[i + 1..j - 1])?);
+                match toks.get(j) {
+                    Some(Tok::Chain(f)) => {
+                        cmd.push(Arg::Sub(sub, f.clone()));
+                        i = j + 1;
+                    }
+                    _ => {
+                        cmd.push(Arg::Sub(sub, Vec::new()));
+                        i = j;
+                    }
+                }
                 continue;
             }
             Tok::Close => bail!("template: unexpected )"),
+            Tok::Chain(_) => bail!("template: unexpected . after )"),
             Tok::Comma | Tok::Declare => bail!("template: unexpected , or :="),
             Tok::Field(f) => cmd.push(Arg::Field(f.clone())),
             Tok::Var(n, f) => cmd.push(Arg::Var(format!("${n}"), f.clone())),
@@ -649,7 +691,7 @@ fn eval_arg(a: &Arg, dot: &Value, vars: &mut Vars, mode: Mode) -> Result<Value> 
         Arg::Bool(b) => Value::Bool(*b),
         Arg::Nil => Value::Null,
         Arg::Func(f) => call(f, Vec::new(), mode)?,
-        Arg::Sub(p) => eval_pipe(p, dot, vars, mode)?,
+        Arg::Sub(p, path) => field(&eval_pipe(p, dot, vars, mode)?, path, mode, false)?,
     })
 }
 
@@ -662,11 +704,17 @@ fn field(v: &Value, path: &[String], mode: Mode, from_dot: bool) -> Result<Value
         cur = match &cur {
             Value::Object(m) => match m.get(name) {
                 Some(x) => x.clone(),
-                None if mode == Mode::Header => Value::String(String::new()),
-                None if mode == Mode::Strict && from_dot && i == 0 => {
-                    bail!("template: can't evaluate field {name} in this context")
-                }
-                None => Value::String(NO_VALUE.into()),
+                None if mode.kind == Kind::Header => Value::String(String::new()),
+                None => match mode.fields.iter().find(|(f, _)| f == name) {
+                    Some((_, key)) => m
+                        .get(*key)
+                        .cloned()
+                        .unwrap_or_else(|| Value::String(String::new())),
+                    None if mode.kind == Kind::Strict && from_dot && i == 0 => {
+                        bail!("template: can't evaluate field {name} in this context")
+                    }
+                    None => Value::String(NO_VALUE.into()),
+                },
             },
             Value::Null => Value::String(NO_VALUE.into()),
             Value::String(s) if s == NO_VALUE => cur.clone(),
@@ -775,7 +823,7 @@ fn call(f: &str, args: Vec<Value>, mode: Mode) -> Result<Value> {
         }
         Ok(())
     };
-    if mode == Mode::Header
+    if mode.kind == Kind::Header
         && [
             "json", "join", "split", "lower", "upper", "title", "pad", "truncate",
         ]
@@ -978,6 +1026,49 @@ mod tests {
 
     fn run(t: &str, v: Value) -> String {
         Format::parse(t).unwrap().render(&[v], &[]).unwrap()
+    }
+
+    #[test]
+    fn fields_of_a_parenthesised_pipeline() {
+        let v = json!({"Mounts": [{"Propagation": "rshared", "RW": true}],
+            "Ports": {"80/tcp": [{"HostPort": "8080"}]}});
+        assert_eq!(
+            run("{{(index .Mounts 0).Propagation}}", v.clone()),
+            "rshared\n"
+        );
+        assert_eq!(
+            run("{{(index .Ports \"80/tcp\" 0).HostPort}}", v.clone()),
+            "8080\n"
+        );
+        assert_eq!(
+            run("{{if (index .Mounts 0).RW}}rw{{end}} {{(len .Mounts)}}", v),
+            "rw 1\n"
+        );
+        assert!(Format::parse("{{.Mounts).X}}").is_err());
+    }
+
+    #[test]
+    fn go_field_names_of_renamed_json_keys() {
+        const FIELDS: Fields = &[("APIVersion", "ApiVersion"), ("Status", "status")];
+        let f = |t: &str, v: Value| {
+            Format::parse(t)
+                .unwrap()
+                .with_fields(FIELDS)
+                .render(&[v], &[])
+        };
+        let v = json!({"Client": {"ApiVersion": "1.47"}, "status": "start"});
+        assert_eq!(
+            f("{{.Client.APIVersion}} {{.Status}}", v.clone()).unwrap(),
+            "1.47 start\n"
+        );
+        // JSON keeps the JSON names; a field JSON omitted is empty.
+        assert_eq!(
+            f("{{json .}}", v).unwrap(),
+            "{\"Client\":{\"ApiVersion\":\"1.47\"},\"status\":\"start\"}\n"
+        );
+        assert_eq!(f("[{{.Status}}]", json!({})).unwrap(), "[]\n");
+        // Other unknown fields stay errors.
+        assert!(f("{{.Nope}}", json!({})).is_err());
     }
 
     #[test]

@@ -516,7 +516,7 @@ fn system_df_reports_images() {
     assert_eq!(cols(lines[2])[..3], ["Containers", "0", "0"]);
     assert_eq!(
         root.ok(&["system", "df", "--format", "{{.Type}}={{.TotalCount}}"]),
-        "Images=2\nContainers=0\n"
+        "Images=2\nContainers=0\nLocal Volumes=0\n"
     );
 }
 

@@ -110,6 +110,40 @@ fn push_and_pull_round_trip_through_a_plain_registry() {
         err.contains("An image does not exist locally with the tag"),
         "{err}"
     );
+    // Each pull and push is an image event naming the reference and its
+    // repository, as Docker logs them.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let until = format!("{}.{:09}", now.as_secs(), now.subsec_nanos());
+    let events = |c: &Capsa, action: &str| {
+        c.ok(&[
+            "events",
+            "--since",
+            "0",
+            "--until",
+            &until,
+            "--filter",
+            "type=image",
+            "--filter",
+            &format!("event={action}"),
+            "--format",
+            "{{.Actor.ID}} {{.Actor.Attributes.name}}",
+        ])
+    };
+    let h = &reg.host;
+    assert_eq!(
+        events(&a, "push"),
+        format!(
+            "{h}/team/app:1 {h}/team/app\n{h}/team/app:1 {h}/team/app\n{h}/other/app:2 {h}/other/app\n{h}/team/app:latest {h}/team/app\n"
+        )
+    );
+    assert_eq!(
+        events(&b, "pull"),
+        format!(
+            "{h}/team/app:1 {h}/team/app\n{h}/team/app:1 {h}/team/app\n{h}/team/app@{digest} {h}/team/app\n{h}/team/app:latest {h}/team/app\n"
+        )
+    );
 }
 
 #[test]

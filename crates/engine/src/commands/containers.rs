@@ -635,8 +635,24 @@ fn rm(ctx: &Ctx, name: &str, force: bool, volumes: bool) -> Result<()> {
             let _ = crate::sys::wait_readable(&fd, Duration::from_secs(10));
         }
     }
+    let monitor = (c.state.monitor_pid, c.state.monitor_start);
+    let backing_off = c.state.status == Status::Restarting;
     lifecycle::remove(ctx, &mut c, volumes)?;
     drop(lock);
+    // `rm` returns once nothing of the container is left: the monitor,
+    // waiting for the lock to record the exit, now finds it gone and ends;
+    // one sleeping out a restart back-off holds nothing and is ended here.
+    if let Ok(fd) = crate::sys::pidfd_open(monitor.0)
+        && alive(monitor.0, monitor.1)
+    {
+        if backing_off {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(monitor.0),
+                nix::sys::signal::SIGKILL,
+            );
+        }
+        let _ = crate::sys::wait_readable(&fd, Duration::from_secs(10));
+    }
     Ok(())
 }
 
@@ -1283,6 +1299,7 @@ fn prune(ctx: &Ctx, a: PruneArgs) -> Result<ExitCode> {
 /// label!); returns their ids and the bytes of their writable layers.
 pub fn prune_containers(ctx: &Ctx, filter: &[String]) -> Result<(Vec<String>, u64)> {
     let filters = super::parse_filters(filter, &["until", "label", "label!"])?;
+    super::check_until(&filters)?;
     let mut ids = Vec::new();
     let mut bytes = 0u64;
     for mut c in ctx.all_containers()? {
@@ -1325,5 +1342,6 @@ pub fn prune_containers(ctx: &Ctx, filter: &[String]) -> Result<(Vec<String>, u6
         drop(lock);
         ids.push(c.id);
     }
+    events::prune(&ctx.root, "container", bytes);
     Ok((ids, bytes))
 }

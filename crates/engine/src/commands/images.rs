@@ -235,6 +235,36 @@ fn labels_of(config: &Value) -> Map<String, Value> {
         .unwrap_or_default()
 }
 
+/// Logs an image event as Docker does: `actor` is the image id (the
+/// reference for pull and push), with the image's labels while it exists
+/// and `name`.
+pub(crate) fn image_event(store: &Store, action: &str, actor: &str, name: &str) {
+    let labels = store
+        .resolve(actor)
+        .ok()
+        .and_then(|img| config_json(store, &img.id).ok())
+        .map(|cfg| {
+            labels_of(&cfg)
+                .into_iter()
+                .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    crate::events::image(store.root(), action, actor, name, labels);
+}
+
+/// The events of removing image `id`: an untag per reference removed and
+/// the delete of the image (deleted layers are no events).
+fn removal_events(store: &Store, id: &str, removed: &[Removed]) {
+    for r in removed {
+        match r {
+            Removed::Untagged(_) => image_event(store, "untag", id, id),
+            Removed::Deleted(d) if d == id => image_event(store, "delete", id, id),
+            Removed::Deleted(_) => {}
+        }
+    }
+}
+
 /// One image with its references, for listings.
 struct Listed {
     row: ImageRow,
@@ -712,6 +742,8 @@ pub fn load(root: &Path, a: LoadArgs) -> Result<ExitCode> {
     let done = capsa_images::load::load(&store, input)?;
     let mut out = io::stdout().lock();
     for c in done {
+        let id = c.id.to_string();
+        image_event(&store, "load", &id, &id);
         if c.tags.is_empty() {
             writeln!(out, "Loaded image ID: {}", c.id)?;
         }
@@ -734,6 +766,12 @@ pub fn load(root: &Path, a: LoadArgs) -> Result<ExitCode> {
 /// `capsa save`.
 pub fn save(root: &Path, a: SaveArgs) -> Result<ExitCode> {
     let store = open_store(root)?;
+    let mut saved: Vec<String> = a
+        .images
+        .iter()
+        .filter_map(|n| store.resolve(n).ok().map(|img| img.id))
+        .collect();
+    saved.dedup();
     match &a.output {
         None => {
             if io::stdout().is_terminal() {
@@ -774,6 +812,9 @@ pub fn save(root: &Path, a: SaveArgs) -> Result<ExitCode> {
             r?;
         }
     }
+    for id in &saved {
+        image_event(&store, "save", id, id);
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -805,6 +846,8 @@ pub fn import(root: &Path, a: ImportArgs) -> Result<ExitCode> {
         Box::new(File::open(&a.source).with_context(|| format!("open {}", a.source))?)
     };
     let c = capsa_images::import::import(&store, input, &opts)?;
+    let id = c.id.to_string();
+    image_event(&store, "import", &id, &id);
     println!("{}", c.id);
     Ok(ExitCode::SUCCESS)
 }
@@ -812,7 +855,10 @@ pub fn import(root: &Path, a: ImportArgs) -> Result<ExitCode> {
 /// `capsa tag`.
 pub fn tag(root: &Path, a: TagArgs) -> Result<ExitCode> {
     let store = open_store(root)?;
-    store.tag(&a.source, &a.target)?;
+    let target = store.tag(&a.source, &a.target)?;
+    if let Ok(img) = store.resolve(&target.to_string()) {
+        image_event(&store, "tag", &img.id, &target.familiar());
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -835,8 +881,12 @@ pub fn rmi(root: &Path, a: RmiArgs) -> Result<ExitCode> {
     let mut failed = false;
     let mut out = io::stdout().lock();
     for name in &a.images {
+        let id = store.resolve(name).map(|img| img.id).unwrap_or_default();
         match store.remove(name, a.force) {
-            Ok(removed) => print_removed(&mut out, &removed, true)?,
+            Ok(removed) => {
+                removal_events(&store, &id, &removed);
+                print_removed(&mut out, &removed, true)?
+            }
             Err(e) => {
                 failed = true;
                 out.flush()?;
@@ -854,10 +904,8 @@ pub fn rmi(root: &Path, a: RmiArgs) -> Result<ExitCode> {
 /// `capsa image prune`.
 pub fn prune(root: &Path, a: PruneArgs) -> Result<ExitCode> {
     let filters = parse_filters(&a.filter, &["until", "label", "label!", "dangling"])?;
+    super::check_until(&filters)?;
     for (k, v) in &filters {
-        if k == "until" && units::parse_timestamp(v).is_none() {
-            bail!("invalid filter 'until={v}': not a timestamp or duration");
-        }
         if k == "dangling" && v != "true" && v != "false" {
             bail!("invalid filter 'dangling={v}': use true or false");
         }
@@ -913,11 +961,14 @@ pub(crate) fn prune_images(
             _ => true,
         });
         if ok {
-            removed.extend(store.delete_image(&l.row.id)?);
+            let gone = store.delete_image(&l.row.id)?;
+            removal_events(store, &l.row.id, &gone);
+            removed.extend(gone);
         }
     }
     let collected = store.collect_garbage()?;
     removed.extend(collected.layers.iter().cloned().map(Removed::Deleted));
+    crate::events::prune(store.root(), "image", collected.bytes);
     Ok((removed, collected.bytes))
 }
 

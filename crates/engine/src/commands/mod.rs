@@ -52,6 +52,17 @@ pub fn parse_filters(
     Ok(out)
 }
 
+/// Checks that every `until` filter is a timestamp or a duration (before
+/// a prune removes anything).
+pub fn check_until(filters: &[(String, String)]) -> anyhow::Result<()> {
+    for (k, v) in filters {
+        if k == "until" && crate::units::parse_timestamp(v).is_none() {
+            anyhow::bail!("invalid filter 'until={v}': not a timestamp or duration");
+        }
+    }
+    Ok(())
+}
+
 /// Asks `warning` + "Are you sure you want to continue? [y/N]" on the
 /// terminal; true for yes.
 pub fn confirm(warning: &str) -> anyhow::Result<bool> {

@@ -117,6 +117,8 @@ pub fn pull(root: &Path, a: PullArgs) -> Result<ExitCode> {
     };
     if a.all_tags {
         capsa_distribution::pull::pull_all_tags(&store, &reference, &opts)?;
+        let repo = reference.familiar_name();
+        super::images::image_event(&store, "pull", &repo, &repo);
         writeln!(io::stdout(), "{}", reference.name())?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -124,6 +126,8 @@ pub fn pull(root: &Path, a: PullArgs) -> Result<ExitCode> {
         writeln!(io::stdout(), "Using default tag: latest")?;
     }
     let pulled = capsa_distribution::pull(&store, &reference, &opts)?;
+    let r = &pulled.reference;
+    super::images::image_event(&store, "pull", &r.familiar(), &r.familiar_name());
     writeln!(io::stdout(), "{}", pulled.reference)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -142,6 +146,8 @@ pub fn push(root: &Path, a: PushArgs) -> Result<ExitCode> {
     };
     if a.all_tags {
         capsa_distribution::push::push_all_tags(&store, &reference, &opts)?;
+        let repo = reference.familiar_name();
+        super::images::image_event(&store, "push", &repo, &repo);
         if a.quiet {
             writeln!(io::stdout(), "{}", reference.name())?;
         }
@@ -151,6 +157,8 @@ pub fn push(root: &Path, a: PushArgs) -> Result<ExitCode> {
         writeln!(io::stdout(), "Using default tag: latest")?;
     }
     let pushed = capsa_distribution::push(&store, &reference, &opts)?;
+    let r = &pushed.reference;
+    super::images::image_event(&store, "push", &r.familiar(), &r.familiar_name());
     if a.quiet {
         writeln!(io::stdout(), "{}", pushed.reference)?;
     }

@@ -1682,6 +1682,7 @@ fn resolve_mounts(
                         );
                     }
                 }
+                spec::check_propagation(src, propagation)?;
                 out.push(MountPoint {
                     kind: "bind".into(),
                     source: src.clone(),

@@ -8,7 +8,6 @@ use anyhow::Result;
 use clap::Args;
 use serde_json::json;
 
-use super::open_store;
 use crate::format::Format;
 use crate::units;
 
@@ -27,10 +26,12 @@ fn reclaimable(total: u64, reclaim: u64) -> String {
     }
 }
 
-/// `capsa system df`: space used by images (distinct layers) and by the
-/// writable layers of prepared container root filesystems.
+/// `capsa system df`: space used by images (distinct layers), by the
+/// writable layers of containers and by volumes, with what a prune could
+/// reclaim, in Docker's rows.
 pub fn df(root: &Path, a: DfArgs) -> Result<ExitCode> {
-    let store = open_store(root)?;
+    let ctx = crate::ctx::Ctx::open(root)?;
+    let store = &ctx.store;
     let images = store.db().images()?;
     let (sharing, layers_size) = store.layer_sharing()?;
     let users: std::collections::HashMap<String, i64> =
@@ -44,33 +45,60 @@ pub fn df(root: &Path, a: DfArgs) -> Result<ExitCode> {
             used += (img.size as u64).saturating_sub(shared);
         }
     }
-    let rootfs = store.list_rootfs()?;
-    let mut rootfs_size = 0u64;
-    let mut mounted = 0;
-    let mut mounted_size = 0u64;
-    for r in &rootfs {
-        let size = capsa_images::store::dir_size(&r.upper).unwrap_or(0);
-        rootfs_size += size;
-        if is_mounted(&r.merged) {
-            mounted += 1;
-            mounted_size += size;
+    // As Docker: running, paused and restarting containers are active; the
+    // writable layers of the others are reclaimable.
+    let (mut containers, mut running, mut rw_size, mut rw_reclaim) = (0, 0, 0u64, 0u64);
+    for mut c in ctx.all_containers()? {
+        if !crate::container::lifecycle::refresh(&ctx, &mut c)? {
+            continue;
+        }
+        let rw = super::containers::sizes(&ctx, &c).0;
+        containers += 1;
+        rw_size += rw;
+        if c.state.status.is_active() {
+            running += 1;
+        } else {
+            rw_reclaim += rw;
         }
     }
-    let rows = vec![
+    // Volumes used by a container are active; the others are reclaimable.
+    let volume_users = ctx.volume_use_counts()?;
+    let volumes = ctx.list_volumes()?;
+    let (mut vol_active, mut vol_size, mut vol_reclaim) = (0, 0u64, 0u64);
+    for v in &volumes {
+        let size = capsa_images::store::dir_size(&ctx.volume_data(&v.name)).unwrap_or(0);
+        vol_size += size;
+        if volume_users.contains_key(&v.name) {
+            vol_active += 1;
+        } else {
+            vol_reclaim += size;
+        }
+    }
+    let row = |kind: &str, total: usize, active: usize, size: u64, reclaim: u64| {
         json!({
-            "Type": "Images",
-            "TotalCount": images.len().to_string(),
+            "Type": kind,
+            "TotalCount": total.to_string(),
             "Active": active.to_string(),
-            "Size": units::human_size(layers_size as f64),
-            "Reclaimable": reclaimable(layers_size, layers_size.saturating_sub(used)),
-        }),
-        json!({
-            "Type": "Containers",
-            "TotalCount": rootfs.len().to_string(),
-            "Active": mounted.to_string(),
-            "Size": units::human_size(rootfs_size as f64),
-            "Reclaimable": reclaimable(rootfs_size, rootfs_size - mounted_size),
-        }),
+            "Size": units::human_size(size as f64),
+            "Reclaimable": reclaimable(size, reclaim),
+        })
+    };
+    let rows = vec![
+        row(
+            "Images",
+            images.len(),
+            active,
+            layers_size,
+            layers_size.saturating_sub(used),
+        ),
+        row("Containers", containers, running, rw_size, rw_reclaim),
+        row(
+            "Local Volumes",
+            volumes.len(),
+            vol_active,
+            vol_size,
+            vol_reclaim,
+        ),
     ];
     let fmt = match a.format.as_deref() {
         None | Some("") | Some("table") => {
@@ -90,18 +118,6 @@ pub fn df(root: &Path, a: DfArgs) -> Result<ExitCode> {
     )?;
     io::stdout().write_all(out.as_bytes())?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Whether `path` is a mount point (its device differs from its parent's).
-fn is_mounted(path: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (
-        std::fs::metadata(path),
-        path.parent().map(std::fs::metadata),
-    ) {
-        (Ok(m), Some(Ok(p))) => m.dev() != p.dev(),
-        _ => false,
-    }
 }
 
 /// Flags of `system prune`.
@@ -149,6 +165,11 @@ pub struct EventsArgs {
 /// `system prune`.
 pub fn prune(root: &Path, a: SystemPruneArgs) -> Result<ExitCode> {
     let ctx = crate::ctx::Ctx::open(root)?;
+    let filters = super::parse_filters(&a.filter, &["until", "label", "label!"])?;
+    super::check_until(&filters)?;
+    if a.volumes && filters.iter().any(|(k, _)| k == "until") {
+        anyhow::bail!("the \"until\" filter is not supported with \"--volumes\"");
+    }
     if !a.force {
         let mut w = String::from("WARNING! This will remove:\n  - all stopped containers\n");
         if a.volumes {
@@ -163,8 +184,7 @@ pub fn prune(root: &Path, a: SystemPruneArgs) -> Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
     }
-    let container_filters: Vec<String> = a.filter.clone();
-    let (ids, mut bytes) = super::containers::prune_containers(&ctx, &container_filters)?;
+    let (ids, mut bytes) = super::containers::prune_containers(&ctx, &a.filter)?;
     let mut out = io::stdout().lock();
     if !ids.is_empty() {
         writeln!(out, "Deleted Containers:")?;
@@ -190,7 +210,6 @@ pub fn prune(root: &Path, a: SystemPruneArgs) -> Result<ExitCode> {
             writeln!(out)?;
         }
     }
-    let filters = super::parse_filters(&a.filter, &["until", "label", "label!"])?;
     let (removed, b) = super::images::prune_images(&ctx.store, a.all, &filters)?;
     bytes += b;
     if !removed.is_empty() {
@@ -386,7 +405,9 @@ pub fn version(a: FormatArgs) -> Result<ExitCode> {
     });
     let mut out = io::stdout().lock();
     if let Some(f) = a.format.as_deref() {
-        out.write_all(Format::parse(f)?.render_loose(&[doc])?.as_bytes())?;
+        // Docker's versionInfo: `APIVersion` is written `ApiVersion` in JSON.
+        let f = Format::parse(f)?.with_fields(&[("APIVersion", "ApiVersion")]);
+        out.write_all(f.render(&[doc], &[])?.as_bytes())?;
         return Ok(ExitCode::SUCCESS);
     }
     writeln!(
@@ -432,44 +453,84 @@ fn event_line(e: &serde_json::Value) -> String {
     )
 }
 
+/// The repository of an image reference without tag or digest, in its
+/// familiar form (`busybox:latest` → `busybox`); the text itself when it
+/// is not a reference.
+fn strip_tag(image: &str) -> String {
+    capsa_images::reference::Reference::parse(image)
+        .map(|r| r.familiar_name())
+        .unwrap_or_else(|_| image.to_string())
+}
+
+/// Docker's event filters: values of one key are OR'ed, keys AND'ed;
+/// `container` and `volume` match a prefix of the ID or name, `image` the
+/// image (with or without its tag), `label` a key or key=value.
 fn event_matches(e: &serde_json::Value, filters: &[(String, String)]) -> bool {
-    // Filters of one key are OR'ed, different keys AND'ed (Docker's rule).
     let mut keys: Vec<&str> = filters.iter().map(|(k, _)| k.as_str()).collect();
+    keys.sort();
     keys.dedup();
+    let attrs = &e["Actor"]["Attributes"];
+    let id = e["Actor"]["ID"].as_str().unwrap_or("");
+    let name = attrs["name"].as_str().unwrap_or("");
+    let fuzzy =
+        |kind: &str, v: &str| e["Type"] == kind && (id.starts_with(v) || name.starts_with(v));
     keys.iter().all(|key| {
-        filters.iter().filter(|(k, _)| k == key).any(|(_, v)| {
-            let attrs = &e["Actor"]["Attributes"];
-            match *key {
+        filters
+            .iter()
+            .filter(|(k, _)| k == key)
+            .any(|(_, v)| match *key {
                 "type" => e["Type"] == *v,
+                "scope" => e["scope"] == *v,
                 "event" => e["Action"]
                     .as_str()
                     .is_some_and(|a| a == v || a.split(':').next() == Some(v)),
-                "container" => {
-                    e["Type"] == "container"
-                        && (e["Actor"]["ID"]
-                            .as_str()
-                            .is_some_and(|id| id.starts_with(v.as_str()))
-                            || attrs["name"] == *v)
+                "container" => fuzzy("container", v),
+                "volume" => fuzzy("volume", v),
+                "image" => {
+                    let image_name = match e["Type"].as_str() {
+                        Some("image") => name,
+                        _ => attrs["image"].as_str().unwrap_or(""),
+                    };
+                    [id, image_name]
+                        .iter()
+                        .any(|x| *x == v || (!x.is_empty() && strip_tag(x) == *v))
                 }
-                "image" => attrs["image"] == *v,
-                "volume" => e["Type"] == "volume" && e["Actor"]["ID"] == *v,
                 "label" => match v.split_once('=') {
                     Some((k, val)) => attrs[k] == *val,
                     None => attrs.get(v.as_str()).is_some(),
                 },
                 _ => false,
-            }
-        })
+            })
     })
 }
 
-/// `events`: past events since `--since`, then new ones as they come
-/// until `--until` (or for ever).
+/// Fields of Docker's `events.Message` whose JSON names differ (the
+/// deprecated `status`, `id` and `from` are omitted when empty).
+const EVENT_FIELDS: crate::format::Fields = &[
+    ("Status", "status"),
+    ("ID", "id"),
+    ("From", "from"),
+    ("Scope", "scope"),
+    ("Time", "time"),
+    ("TimeNano", "timeNano"),
+];
+
+/// `events`: past events since `--since` (or until `--until`), then new
+/// ones as they come until `--until` (or for ever). Each event is printed
+/// once: following goes on from where the replay of the log ended.
 pub fn events(root: &Path, a: EventsArgs) -> Result<ExitCode> {
     let ctx = crate::ctx::Ctx::open(root)?;
     let filters = super::parse_filters(
         &a.filter,
-        &["type", "event", "container", "image", "volume", "label"],
+        &[
+            "type",
+            "event",
+            "container",
+            "image",
+            "volume",
+            "label",
+            "scope",
+        ],
     )?;
     let parse = |s: &Option<String>, what: &str| -> Result<Option<i64>> {
         s.as_deref()
@@ -481,10 +542,25 @@ pub fn events(root: &Path, a: EventsArgs) -> Result<ExitCode> {
     };
     let since = parse(&a.since, "since")?;
     let until = parse(&a.until, "until")?;
-    let format = a.format.as_deref().map(Format::parse).transpose()?;
+    let format = match a.format.as_deref() {
+        None | Some("") => None,
+        Some(f) => {
+            let f = Format::parse(f)?.with_fields(EVENT_FIELDS);
+            // As Docker, a template that cannot render an empty event
+            // (an unknown field) fails before anything is streamed.
+            let empty = json!({"Type": "", "Action": "", "Actor": {"ID": "", "Attributes": {}},
+                "scope": "", "time": 0, "timeNano": 0});
+            f.render(&[empty], &[])?;
+            Some(f)
+        }
+    };
+    let wanted = |e: &serde_json::Value| {
+        let t = e["timeNano"].as_i64().unwrap_or(0);
+        since.is_none_or(|s| t >= s) && until.is_none_or(|u| t <= u) && event_matches(e, &filters)
+    };
     let print = |e: &serde_json::Value| -> Result<bool> {
         let line = match &format {
-            Some(f) => f.render_loose(std::slice::from_ref(e))?,
+            Some(f) => f.render(std::slice::from_ref(e), &[])?,
             None => format!("{}\n", event_line(e)),
         };
         let mut out = io::stdout().lock();
@@ -493,33 +569,20 @@ pub fn events(root: &Path, a: EventsArgs) -> Result<ExitCode> {
             .and_then(|_| out.flush())
             .is_ok())
     };
-    let path = ctx.events_path();
-    // Following starts at the end of the log now.
-    let mut tail = EventTail::new(path);
-    if since.is_some() || until.is_some() {
-        for e in crate::events::read_all(&ctx) {
-            let t = e["timeNano"].as_i64().unwrap_or(0);
-            if since.is_some_and(|s| t < s)
-                || until.is_some_and(|u| t > u)
-                || !event_matches(&e, &filters)
-            {
-                continue;
-            }
-            if !print(&e)? {
+    let replay = since.is_some() || until.is_some();
+    // Opened before the rotated log is read, so that nothing written
+    // meanwhile is lost; without a replay, following starts at the end.
+    let mut tail = EventTail::new(ctx.events_path(), replay);
+    if replay {
+        for e in crate::events::read_rotated(&ctx) {
+            if wanted(&e) && !print(&e)? {
                 return Ok(ExitCode::SUCCESS);
             }
         }
     }
-    if until.is_some_and(|u| u <= crate::container::now_ns()) {
-        return Ok(ExitCode::SUCCESS);
-    }
     loop {
         for e in tail.poll() {
-            let t = e["timeNano"].as_i64().unwrap_or(0);
-            if until.is_some_and(|u| t > u) {
-                return Ok(ExitCode::SUCCESS);
-            }
-            if event_matches(&e, &filters) && !print(&e)? {
+            if wanted(&e) && !print(&e)? {
                 return Ok(ExitCode::SUCCESS);
             }
         }
@@ -539,7 +602,8 @@ struct EventTail {
 }
 
 impl EventTail {
-    fn new(path: std::path::PathBuf) -> EventTail {
+    /// Follows `path` from its start, or from its end now.
+    fn new(path: std::path::PathBuf, from_start: bool) -> EventTail {
         use std::io::Seek;
         use std::os::unix::fs::MetadataExt;
         let mut t = EventTail {
@@ -549,7 +613,9 @@ impl EventTail {
             partial: Vec::new(),
         };
         if let Ok(mut f) = std::fs::File::open(&t.path) {
-            let _ = f.seek(std::io::SeekFrom::End(0));
+            if !from_start {
+                let _ = f.seek(std::io::SeekFrom::End(0));
+            }
             t.ino = f.metadata().map(|m| m.ino()).unwrap_or(0);
             t.file = Some(f);
         }

@@ -286,11 +286,13 @@ pub fn prune_volumes(ctx: &Ctx, all: bool, filter: &[String]) -> Result<(Vec<Str
         if !ok {
             continue;
         }
-        bytes += capsa_images::store::dir_size(&ctx.volume_data(&v.name)).unwrap_or(0);
+        let size = capsa_images::store::dir_size(&ctx.volume_data(&v.name)).unwrap_or(0);
         if ctx.remove_volume(&v.name, true).is_ok() {
+            bytes += size;
             removed.push(v.name);
         }
     }
+    crate::events::prune(&ctx.root, "volume", bytes);
     Ok((removed, bytes))
 }
 

@@ -294,9 +294,17 @@ pub fn launch(
     s.status = Status::Running;
     s.started_ns = now_ns();
     s.manually_stopped = false;
+    // A start by hand begins the restart policy afresh (Docker resets
+    // RestartCount and the back-off).
+    s.restart_count = 0;
+    s.backoff_ms = 0;
     c.settings.cgroup = Some(spawned.started.cgroup.clone());
     ctx.save_settings(c)?;
     ctx.save_state(c)?;
+    // As Docker: an attached run or start reports the attach first.
+    if attach.stdout || attach.stderr || attach.stdin {
+        events::container(ctx, c, "attach", &[]);
+    }
     events::container(ctx, c, "start", &[]);
     Ok(Ok(spawned))
 }

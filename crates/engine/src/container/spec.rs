@@ -212,6 +212,61 @@ fn user_mount(p: &MountPoint) -> Value {
     }
 }
 
+/// Docker's rule for bind propagation: a shared bind needs a shared source
+/// mount, a slave one a shared or slave source mount; otherwise nothing
+/// could propagate and the option would do nothing.
+pub fn check_propagation(source: &str, propagation: &str) -> Result<()> {
+    let slave = match propagation {
+        "shared" | "rshared" => false,
+        "slave" | "rslave" => true,
+        _ => return Ok(()),
+    };
+    let path = std::fs::canonicalize(source).with_context(|| format!("resolving {source}"))?;
+    let info =
+        std::fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
+    let (mount_point, tags) =
+        source_mount(&info, &path).ok_or_else(|| anyhow!("no mount holds {}", path.display()))?;
+    let has = |tag: &str| tags.iter().any(|t| t.starts_with(tag));
+    let propagates = has("shared:") || (slave && has("master:"));
+    if !propagates {
+        bail!(
+            "path {source} is mounted on {} but it is not a {} mount",
+            mount_point.display(),
+            if slave { "shared or slave" } else { "shared" }
+        );
+    }
+    Ok(())
+}
+
+/// The mount that holds `path` in mountinfo text (the deepest mount point,
+/// the last mounted of those stacked there): its mount point and its
+/// propagation tags (`shared:N`, `master:N`, ...).
+fn source_mount(mountinfo: &str, path: &Path) -> Option<(PathBuf, Vec<String>)> {
+    let mut best: Option<(PathBuf, Vec<String>)> = None;
+    for line in mountinfo.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let Some(mp) = fields.get(4) else {
+            continue;
+        };
+        let mp = PathBuf::from(capsa_runtime::cgroups::unescape_mountinfo(mp));
+        if !path.starts_with(&mp)
+            || best
+                .as_ref()
+                .is_some_and(|(b, _)| b.as_os_str().len() > mp.as_os_str().len())
+        {
+            continue;
+        }
+        let tags = fields
+            .iter()
+            .skip(6)
+            .take_while(|f| **f != "-")
+            .map(|f| f.to_string())
+            .collect();
+        best = Some((mp, tags));
+    }
+    best
+}
+
 /// Host devices of a privileged container: every node under /dev but the
 /// terminals and the pseudo-terminal master.
 fn host_devices() -> Vec<Value> {
@@ -886,6 +941,25 @@ pub fn kv_map(list: &[String]) -> BTreeMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_mount_holding_a_path_and_its_propagation() {
+        let info = "\
+22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
+30 22 0:40 / /srv rw shared:5 master:2 - tmpfs t rw
+31 22 0:41 / /srv/a\\040b rw - tmpfs t rw
+32 30 0:42 / /srv rw master:7 - tmpfs t rw
+";
+        let m = |p: &str| source_mount(info, Path::new(p)).unwrap();
+        assert_eq!(
+            m("/etc"),
+            (PathBuf::from("/"), vec!["shared:1".to_string()])
+        );
+        // The last of two mounts stacked on /srv; /srvx is not beneath it.
+        assert_eq!(m("/srv/x").1, ["master:7"]);
+        assert_eq!(m("/srvx").0, PathBuf::from("/"));
+        assert_eq!(m("/srv/a b/c"), (PathBuf::from("/srv/a b"), vec![]));
+    }
 
     #[test]
     fn capabilities_like_docker() {

@@ -249,20 +249,27 @@ pub fn host_pid(e: &Engine, name: &str) -> i32 {
     e.field(name, "{{.State.Pid}}").parse().unwrap()
 }
 
+/// `capsa --root <store> ARGS` on a terminal of `(rows, cols)` through
+/// util-linux `script`, with stdin, stdout and stderr piped.
+pub fn terminal_cmd(e: &Engine, capsa_args: &str, (rows, cols): (u16, u16)) -> Command {
+    let line = format!(
+        "stty rows {rows} cols {cols}; {} --root {} {capsa_args}",
+        super::bin(),
+        e.store().display()
+    );
+    let mut c = Command::new("script");
+    c.args(["-qefc", &line, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
 /// Runs `script` so that capsa gets a terminal (util-linux `script`);
 /// `input` is fed to it. Returns the output and exit status.
 pub fn with_terminal(e: &Engine, capsa_args: &str, input: &[u8]) -> (String, Option<i32>) {
     use std::io::Write;
-    let line = format!(
-        "stty rows 24 cols 80; {} --root {} {capsa_args}",
-        super::bin(),
-        e.store().display()
-    );
-    let mut child = Command::new("script")
-        .args(["-qefc", &line, "/dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+    let mut child = terminal_cmd(e, capsa_args, (24, 80))
         .spawn()
         .expect("script (util-linux) is installed");
     let mut stdin = child.stdin.take().unwrap();
