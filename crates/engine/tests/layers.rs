@@ -427,7 +427,10 @@ fn tree(dir: &Path) -> Vec<String> {
                     xs.push(format!("{name}={v:?}"));
                 }
             }
-            let mtime = if m.is_dir() || m.file_type().is_symlink() {
+            // Whiteouts (0:0 character devices) are made when unpacked:
+            // their time is not content.
+            let whiteout = m.file_type().is_char_device() && m.rdev() == 0;
+            let mtime = if m.is_dir() || m.file_type().is_symlink() || whiteout {
                 0
             } else {
                 m.mtime()
