@@ -1072,6 +1072,7 @@ pub fn ps(ctx: &Ctx, a: PsArgs) -> Result<ExitCode> {
             "network",
         ],
     )?;
+    ctx.remove_orphans()?;
     let all_rows = ctx.all_containers()?;
     let mut rows = Vec::new();
     for mut c in all_rows.clone() {
@@ -1285,6 +1286,7 @@ pub fn prune_containers(ctx: &Ctx, filter: &[String]) -> Result<(Vec<String>, u6
     let filters = super::parse_filters(filter, &["until", "label", "label!"])?;
     let mut ids = Vec::new();
     let mut bytes = 0u64;
+    ctx.remove_orphans()?;
     for mut c in ctx.all_containers()? {
         if !lifecycle::refresh(ctx, &mut c)? {
             continue;

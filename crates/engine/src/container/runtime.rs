@@ -94,6 +94,15 @@ impl Runtime {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// Whether the runtime has state for container `id` (recorded, or left
+    /// by a create that was killed half-way).
+    pub fn has_state(&self, id: &str) -> bool {
+        match self {
+            Runtime::Builtin(rt) => rt.root().dir(id).exists(),
+            Runtime::External { root, .. } => root.join(id).exists(),
+        }
+    }
+
     /// Sends signal `sig` to the container's init (or, with `all`, every process).
     pub fn kill(&self, id: &str, sig: i32, all: bool) -> Result<()> {
         match self {
