@@ -10,6 +10,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::engine::*;
@@ -177,20 +178,18 @@ fn wait_monitor(e: &Engine, id: &str) -> i32 {
     found.unwrap()
 }
 
-#[test]
-fn parallel_runs_and_forced_removals_list_each_container_once() {
-    require_root!();
-    let e = Engine::new();
-    const N: usize = 20;
-    let names: Vec<String> = (0..N).map(|i| format!("par{i}")).collect();
+/// Starts `run -d` of every name and `rm -f` of every other one at once;
+/// returns the ids and the indexes of the names whose removal succeeded
+/// (the others came too early: the container did not exist yet).
+fn storm_of_runs_and_removals(e: &Engine, names: &[String]) -> (Vec<String>, BTreeSet<usize>) {
     let runs: Vec<Child> = names
         .iter()
-        .map(|n| spawn(&e, &["run", "-d", "--name", n, "busybox", "sleep", "3600"]))
+        .map(|n| spawn(e, &["run", "-d", "--name", n, "busybox", "sleep", "3600"]))
         .collect();
     // Every other one is removed while it starts.
-    let removals: Vec<(usize, Child)> = (0..N)
+    let removals: Vec<(usize, Child)> = (0..names.len())
         .step_by(2)
-        .map(|i| (i, spawn(&e, &["rm", "-f", &names[i]])))
+        .map(|i| (i, spawn(e, &["rm", "-f", &names[i]])))
         .collect();
     let mut ids = Vec::new();
     for (i, run) in runs.into_iter().enumerate() {
@@ -214,6 +213,28 @@ fn parallel_runs_and_forced_removals_list_each_container_once() {
             );
         }
     }
+    (ids, removed)
+}
+
+#[test]
+fn parallel_runs_and_forced_removals_list_each_container_once() {
+    require_root!();
+    let e = Engine::new();
+    const N: usize = 20;
+    let names: Vec<String> = (0..N).map(|i| format!("par{i}")).collect();
+    // Listings meanwhile never fail nor show a container twice.
+    let storm = AtomicBool::new(true);
+    let (ids, removed) = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while storm.load(Ordering::Relaxed) {
+                listing(&e);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        });
+        let r = storm_of_runs_and_removals(&e, &names);
+        storm.store(false, Ordering::Relaxed);
+        r
+    });
     // The others are listed once each, running.
     let rows = listing(&e);
     let expected: BTreeSet<String> = (0..N)
@@ -386,13 +407,16 @@ fn killed_rm_at_any_point_leaves_a_store_the_next_command_repairs() {
 fn containers_keep_running_after_their_monitor_is_killed() {
     require_root!();
     let e = Engine::new();
-    let a = e.run_d(&["--name", "orphan-a", "busybox", "sleep", "3600"]);
-    let b = e.run_d(&["--name", "orphan-b", "busybox", "sleep", "3600"]);
-    for id in [&a, &b] {
+    let names = ["orphan-a", "orphan-b", "orphan-c"];
+    let ids: Vec<String> = names
+        .iter()
+        .map(|n| e.run_d(&["--name", n, "busybox", "sleep", "3600"]))
+        .collect();
+    for id in &ids {
         kill9(wait_monitor(&e, id));
         settle(&e, "the monitor to die", || monitor_of(id).is_none());
     }
-    for (id, name) in [(&a, "orphan-a"), (&b, "orphan-b")] {
+    for (id, name) in ids.iter().zip(names) {
         let pid = host_pid(&e, id);
         assert!(capsa_runtime::procfs::start_time(pid).is_some());
         assert_eq!(e.status(name), "running");
@@ -404,23 +428,33 @@ fn containers_keep_running_after_their_monitor_is_killed() {
             "{{.Status}}",
         ]);
         assert!(ps.starts_with("Up "), "{ps}");
-        // Still a container: exec and top reach it.
+        // Still a container: exec reaches it.
         assert_eq!(e.ok(&["exec", name, "echo", "here"]), "here\n");
     }
     // stop works; nobody saw the exit status, which says so.
     e.ok(&["stop", "-t", "1", "orphan-a"]);
     assert_eq!(e.status("orphan-a"), "exited");
-    assert!(Engine::cgroups_of(&a).is_empty());
+    assert_eq!(e.field("orphan-a", "{{.State.ExitCode}}"), "255");
+    let why = e.field("orphan-a", "{{.State.Error}}");
+    assert!(why.contains("monitor was killed"), "{why}");
+    assert!(Engine::cgroups_of(&ids[0]).is_empty());
     // It starts again with a new monitor, which records its exit.
     e.ok(&["start", "orphan-a"]);
     assert_eq!(e.status("orphan-a"), "running");
-    wait_monitor(&e, &a);
+    wait_monitor(&e, &ids[0]);
     e.ok(&["kill", "orphan-a"]);
     assert_eq!(e.ok(&["wait", "orphan-a"]), "137\n");
     e.ok(&["rm", "orphan-a"]);
-    // rm -f works on the other directly.
-    e.ok(&["rm", "-f", "orphan-b"]);
-    assert_empty(&e, &BTreeSet::from([a, b]));
+    // kill and wait work too.
+    let wait = spawn(&e, &["wait", "orphan-b"]);
+    e.ok(&["kill", "orphan-b"]);
+    let out = wait.wait_with_output().unwrap();
+    assert_eq!(stdout(&out), "255\n", "{}", stderr(&out));
+    assert!(Engine::cgroups_of(&ids[1]).is_empty());
+    e.ok(&["rm", "orphan-b"]);
+    // rm -f works directly.
+    e.ok(&["rm", "-f", "orphan-c"]);
+    assert_empty(&e, &ids.into_iter().collect());
 }
 
 #[test]
@@ -438,40 +472,47 @@ fn killed_monitor_while_its_container_exits_leaves_a_consistent_state() {
     let full = t.elapsed();
     e.ok(&["rm", "first"]);
     let mut seen = BTreeSet::new();
-    kill_delays(full, 30, |k, delay| {
-        let name = format!("exiting{k}");
-        let id = e.run_d(&["--name", &name, "busybox", "sleep", "3600"]);
-        seen.insert(id.clone());
-        let monitor = wait_monitor(&e, &id);
-        // The container ends; its monitor reaps it, drains its output,
-        // writes the exit file, execs `capsa __exited`, which records the
-        // exit: the monitor is killed at one of these steps.
-        let pid = host_pid(&e, &id);
-        kill9(pid);
-        std::thread::sleep(delay);
-        let ended = !kill9(monitor);
-        settle(&e, "the container and its monitor to end", || {
-            monitor_of(&id).is_none() && capsa_runtime::procfs::start_time(pid).is_none()
+    for auto_remove in [false, true] {
+        kill_delays(full, 30, |k, delay| {
+            let name = format!("exiting{k}-{auto_remove}");
+            let mut args = vec!["--name", &name];
+            if auto_remove {
+                args.push("--rm");
+            }
+            args.extend(["busybox", "sleep", "3600"]);
+            let id = e.run_d(&args);
+            seen.insert(id.clone());
+            let monitor = wait_monitor(&e, &id);
+            // The container ends; its monitor reaps it, drains its output,
+            // writes the exit file, execs `capsa __exited`, which records
+            // the exit (and applies --rm): the monitor is killed at one of
+            // these steps.
+            let pid = host_pid(&e, &id);
+            kill9(pid);
+            std::thread::sleep(delay);
+            let ended = !kill9(monitor);
+            settle(&e, "the container and its monitor to end", || {
+                monitor_of(&id).is_none() && capsa_runtime::procfs::start_time(pid).is_none()
+            });
+            let row = listing(&e).into_iter().find(|r| r.1 == name);
+            if auto_remove {
+                assert_eq!(row, None, "{name}");
+                assert_empty(&e, &seen);
+                return ended;
+            }
+            let status = row.map(|r| r.2).unwrap_or_default();
+            assert!(
+                status.starts_with("Exited (137) ") || status.starts_with("Exited (255) "),
+                "{name}: {status}"
+            );
+            assert!(Engine::cgroups_of(&id).is_empty());
+            // The store goes on: the same container runs again, then goes.
+            e.ok(&["start", &name]);
+            assert_eq!(e.status(&name), "running");
+            check_and_remove(&e, &name, &mut seen);
+            ended
         });
-        let status = e.ok(&[
-            "ps",
-            "-a",
-            "--filter",
-            &format!("name={name}"),
-            "--format",
-            "{{.Status}}",
-        ]);
-        assert!(
-            status.starts_with("Exited (137) ") || status.starts_with("Exited (255) "),
-            "{name}: {status}"
-        );
-        assert!(Engine::cgroups_of(&id).is_empty());
-        // The store goes on: the same container runs again, then goes.
-        e.ok(&["start", &name]);
-        assert_eq!(e.status(&name), "running");
-        check_and_remove(&e, &name, &mut seen);
-        ended
-    });
+    }
 }
 
 #[test]
