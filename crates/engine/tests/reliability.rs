@@ -646,3 +646,23 @@ fn bad_input_gets_a_clear_error_and_exit_125_and_creates_nothing() {
     assert_nothing_made(&e, "nocpu", &parent);
     e.assert_clean(&[id]);
 }
+
+#[test]
+fn rm_f_of_a_container_ends_its_attached_run_with_the_kill_status() {
+    require_root!();
+    let e = Engine::new();
+    let mut seen = BTreeSet::new();
+    for k in 0..3 {
+        let name = format!("attached{k}");
+        let run = spawn(&e, &["run", "--name", &name, "busybox", "sleep", "3600"]);
+        e.wait_until(30, "the container to run", || {
+            e.run(&["inspect", "-f", "{{.State.Status}}", &name]).stdout == b"running\n"
+        });
+        seen.insert(e.field(&name, "{{.Id}}"));
+        e.ok(&["rm", "-f", &name]);
+        // The monitor told the attached command before it went.
+        let out = run.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(137), "{}", stderr(&out));
+        assert_empty(&e, &seen);
+    }
+}

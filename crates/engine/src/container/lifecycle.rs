@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 use capsa_runtime::cgroups::CgroupPaths;
 
+use super::attach;
 use super::launch::{self, Attach, LaunchError, Plan, RuntimeChoice, Spawned};
 use super::runtime::Runtime;
 use super::{Container, Status, now_ns};
@@ -22,15 +23,26 @@ pub fn alive(pid: i32, start: u64) -> bool {
     pid > 0 && capsa_runtime::procfs::start_time(pid) == Some(start)
 }
 
-/// Ends the monitor (`pid`, started at `start`) of a container being
-/// removed, and waits (at most `timeout`) until it is gone.
-pub fn end_monitor((pid, start): (i32, u64), timeout: Duration) {
+/// Ends the monitor of a container being removed, whose processes are
+/// killed: once it has told its clients (an attached `run`, `attach`,
+/// `wait`) how the container ended, it has nothing left to do but record
+/// the exit, which the removal makes moot; and it must not write into the
+/// directory while that goes. Waits (at most `timeout` for each step)
+/// until it is gone.
+fn end_monitor(ctx: &Ctx, c: &Container, timeout: Duration) {
+    let (pid, start) = (c.state.monitor_pid, c.state.monitor_start);
     if !alive(pid, start) {
         return;
     }
     let Ok(fd) = crate::sys::pidfd_open(pid) else {
         return;
     };
+    // A waiting client is answered once the clients are told.
+    if let Ok(Some(client)) =
+        attach::connect_monitor(&ctx.container_dir(&c.id), attach::Request::default())
+    {
+        let _ = crate::sys::wait_readable(&client.socket(), timeout);
+    }
     // The pid may have been reused between the check and the open.
     if alive(pid, start) && crate::sys::pidfd_send_signal(&fd, libc::SIGKILL).is_ok() {
         let _ = crate::sys::wait_readable(&fd, timeout);
@@ -198,13 +210,9 @@ pub fn remove(ctx: &Ctx, c: &mut Container, volumes: bool) -> Result<()> {
     if c.state.pid > 0 && alive(c.state.pid, c.state.pid_start) {
         let _ = rt.kill(&c.id, libc::SIGKILL, true);
     }
-    // Its monitor (unless it is us, applying --rm) has nothing left to
-    // record, and must not write into the directory while it goes.
     if c.state.monitor_pid != std::process::id() as i32 {
-        end_monitor(
-            (c.state.monitor_pid, c.state.monitor_start),
-            Duration::from_secs(10),
-        );
+        // Not us, applying --rm.
+        end_monitor(ctx, c, Duration::from_secs(10));
     }
     delete_in_runtime(ctx, c)?;
     match ctx.store.remove_rootfs(&c.id) {
