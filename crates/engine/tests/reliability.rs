@@ -30,7 +30,7 @@ fn spawn(e: &Engine, args: &[&str]) -> Child {
 /// SIGKILL to a process; false if it had ended already (a zombie
 /// counts as ended).
 fn kill9(pid: i32) -> bool {
-    let lived = capsa_runtime::procfs::start_time(pid).is_some();
+    let lived = !gone(pid);
     let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
     lived
 }
@@ -216,6 +216,18 @@ fn storm_of_runs_and_removals(e: &Engine, names: &[String]) -> (Vec<String>, BTr
     (ids, removed)
 }
 
+/// Whether process `pid` has ended (a zombie has).
+fn gone(pid: i32) -> bool {
+    capsa_runtime::procfs::start_time(pid).is_none()
+}
+
+/// SIGKILLs the monitor of a container and waits until it is gone.
+fn kill_monitor(e: &Engine, id: &str) {
+    let monitor = wait_monitor(e, id);
+    kill9(monitor);
+    settle(e, "the monitor to die", || gone(monitor));
+}
+
 #[test]
 fn parallel_runs_and_forced_removals_list_each_container_once() {
     require_root!();
@@ -290,16 +302,20 @@ fn check_and_remove(e: &Engine, name: &str, seen: &mut BTreeSet<String>) {
             Engine::cgroups_of(id).is_empty(),
             "{name} is created but has cgroups"
         );
+        // Nothing left of the killed start stands in the way of the next.
+        e.ok(&["start", name]);
+        assert_eq!(e.status(id), "running");
     } else if status.starts_with("Up ") {
         // Its process lived then; if it has ended since and nothing
         // watches it any more, the next listing says so.
         let pid = host_pid(e, id);
-        if capsa_runtime::procfs::start_time(pid).is_none() && monitor_of(id).is_none() {
-            let row = listing(e).into_iter().find(|r| r.1 == name);
-            assert!(
-                row.as_ref().is_some_and(|r| r.2.starts_with("Exited (")),
-                "{name}: its process and monitor are gone: {row:?}"
-            );
+        if gone(pid) {
+            settle(e, "the exit to be recorded", || {
+                listing(e)
+                    .into_iter()
+                    .find(|r| r.1 == name)
+                    .is_none_or(|r| r.2.starts_with("Exited ("))
+            });
         }
     } else {
         assert!(status.starts_with("Exited ("), "{name}: {status}");
@@ -413,12 +429,11 @@ fn containers_keep_running_after_their_monitor_is_killed() {
         .map(|n| e.run_d(&["--name", n, "busybox", "sleep", "3600"]))
         .collect();
     for id in &ids {
-        kill9(wait_monitor(&e, id));
-        settle(&e, "the monitor to die", || monitor_of(id).is_none());
+        kill_monitor(&e, id);
     }
     for (id, name) in ids.iter().zip(names) {
         let pid = host_pid(&e, id);
-        assert!(capsa_runtime::procfs::start_time(pid).is_some());
+        assert!(!gone(pid));
         assert_eq!(e.status(name), "running");
         let ps = e.ok(&[
             "ps",
@@ -492,7 +507,7 @@ fn killed_monitor_while_its_container_exits_leaves_a_consistent_state() {
             std::thread::sleep(delay);
             let ended = !kill9(monitor);
             settle(&e, "the container and its monitor to end", || {
-                monitor_of(&id).is_none() && capsa_runtime::procfs::start_time(pid).is_none()
+                gone(monitor) && gone(pid)
             });
             let row = listing(&e).into_iter().find(|r| r.1 == name);
             if auto_remove {
@@ -535,8 +550,7 @@ fn killed_monitor_of_a_restarting_container_leaves_a_consistent_state() {
         ]);
         seen.insert(id.clone());
         std::thread::sleep(Duration::from_millis(40 * k as u64));
-        kill9(wait_monitor(&e, &id));
-        settle(&e, "the monitor to die", || monitor_of(&id).is_none());
+        kill_monitor(&e, &id);
         check_and_remove(&e, &name, &mut seen);
     }
 }

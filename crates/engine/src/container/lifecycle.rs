@@ -106,7 +106,9 @@ fn needs_repair(c: &Container) -> bool {
             !alive(s.monitor_pid, s.monitor_start)
                 && (s.status == Status::Restarting || !alive(s.pid, s.pid_start))
         }
-        Status::Created | Status::Exited | Status::Dead => false,
+        // Its monitor died between recording the exit and applying --rm.
+        Status::Exited | Status::Dead => c.settings.host_config.auto_remove,
+        Status::Created => false,
     }
 }
 
@@ -141,6 +143,7 @@ pub fn refresh_locked(ctx: &Ctx, c: &mut Container) -> Result<()> {
     match c.state.status {
         // Its creator died half-way: nothing of it is worth keeping.
         Status::Creating | Status::Removing => remove(ctx, c, true),
+        Status::Exited | Status::Dead => remove(ctx, c, true),
         _ => {
             let unknown = "exit status unknown: the container's monitor was killed";
             record_exit(ctx, c, Some(unknown))?;
