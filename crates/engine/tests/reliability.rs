@@ -93,6 +93,9 @@ fn listing(e: &Engine) -> Vec<(String, String, String)> {
 /// directory, no rootfs, no runtime state, no process; and that nothing of
 /// `ids` is left anywhere (mounts, cgroups, processes).
 fn assert_empty(e: &Engine, ids: &BTreeSet<String>) {
+    settle(e, "processes of the store to end", || {
+        e.own_processes().is_empty()
+    });
     assert!(e.ids().is_empty(), "containers left: {:?}", e.ids());
     let ids: Vec<String> = ids.iter().cloned().collect();
     e.assert_clean(&ids);
@@ -111,10 +114,13 @@ fn assert_empty(e: &Engine, ids: &BTreeSet<String>) {
         "runtime state left: {:?}",
         entries(runtime_root(e))
     );
+    // Work in progress of killed commands went when the store was idle.
+    assert!(
+        entries(e.store().join("tmp")).is_empty(),
+        "tmp left: {:?}",
+        entries(e.store().join("tmp"))
+    );
     assert!(e.mounts().is_empty(), "mounts left: {:?}", e.mounts());
-    settle(e, "processes of the store to end", || {
-        e.own_processes().is_empty()
-    });
 }
 
 /// Waits (bounded) for what killed processes set going to finish.
