@@ -10,7 +10,7 @@ use capsa_runtime::cgroups::CgroupPaths;
 
 use super::attach;
 use super::launch::{self, Attach, LaunchError, Plan, RuntimeChoice, Spawned};
-use super::runtime::Runtime;
+use super::runtime::{Held, Runtime};
 use super::{Container, Status, now_ns};
 use crate::ctx::Ctx;
 use crate::events;
@@ -38,9 +38,11 @@ fn end_monitor(ctx: &Ctx, c: &Container, timeout: Duration) {
         return;
     };
     // A waiting client is answered once the clients are told.
-    if let Ok(Some(client)) =
-        attach::connect_monitor(&ctx.container_dir(&c.id), attach::Request::default())
-    {
+    let waiting = attach::Request {
+        timeout: Some(timeout),
+        ..Default::default()
+    };
+    if let Ok(Some(client)) = attach::connect_monitor(&ctx.container_dir(&c.id), waiting) {
         let _ = crate::sys::wait_readable(&client.socket(), timeout);
     }
     // The pid may have been reused between the check and the open.
@@ -250,11 +252,15 @@ pub fn remove(ctx: &Ctx, c: &mut Container, volumes: bool) -> Result<()> {
 /// with its cgroups, also those of a create that was killed half-way.
 pub fn delete_in_runtime(ctx: &Ctx, c: &Container) -> Result<()> {
     let rt = Runtime::of(ctx, &c.settings.host_config.runtime)?;
-    if !rt.has_state(&c.id) {
+    let held = rt.held(&c.id);
+    if held == Held::Nothing {
         return Ok(());
     }
     rt.delete(&c.id)?;
-    remove_unrecorded_cgroups(c)
+    if held == Held::Unknown {
+        remove_unrecorded_cgroups(c)?;
+    }
+    Ok(())
 }
 
 /// Removes the cgroups that a create killed before it recorded them left
