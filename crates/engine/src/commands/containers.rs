@@ -635,24 +635,10 @@ fn rm(ctx: &Ctx, name: &str, force: bool, volumes: bool) -> Result<()> {
             let _ = crate::sys::wait_readable(&fd, Duration::from_secs(10));
         }
     }
-    let monitor = (c.state.monitor_pid, c.state.monitor_start);
-    let backing_off = c.state.status == Status::Restarting;
+    // The removal ends the monitor too (one sleeping out a restart
+    // back-off included): nothing of the container is left on return.
     lifecycle::remove(ctx, &mut c, volumes)?;
     drop(lock);
-    // `rm` returns once nothing of the container is left: the monitor,
-    // waiting for the lock to record the exit, now finds it gone and ends;
-    // one sleeping out a restart back-off holds nothing and is ended here.
-    if let Ok(fd) = crate::sys::pidfd_open(monitor.0)
-        && alive(monitor.0, monitor.1)
-    {
-        if backing_off {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(monitor.0),
-                nix::sys::signal::SIGKILL,
-            );
-        }
-        let _ = crate::sys::wait_readable(&fd, Duration::from_secs(10));
-    }
     Ok(())
 }
 
@@ -1088,6 +1074,7 @@ pub fn ps(ctx: &Ctx, a: PsArgs) -> Result<ExitCode> {
             "network",
         ],
     )?;
+    ctx.remove_orphans()?;
     let all_rows = ctx.all_containers()?;
     let mut rows = Vec::new();
     for mut c in all_rows.clone() {
@@ -1302,6 +1289,7 @@ pub fn prune_containers(ctx: &Ctx, filter: &[String]) -> Result<(Vec<String>, u6
     super::check_until(&filters)?;
     let mut ids = Vec::new();
     let mut bytes = 0u64;
+    ctx.remove_orphans()?;
     for mut c in ctx.all_containers()? {
         if !lifecycle::refresh(ctx, &mut c)? {
             continue;

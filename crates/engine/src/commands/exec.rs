@@ -449,6 +449,7 @@ pub fn attach(ctx: &Ctx, a: AttachArgs) -> Result<ExitCode> {
             stdout: Some(out.as_fd()),
             stderr: (!tty).then(|| err.as_fd()),
             stdin: want_stdin || tty,
+            timeout: None,
         },
     )?
     .ok_or_else(|| {

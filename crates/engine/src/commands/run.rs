@@ -1642,7 +1642,7 @@ impl Drop for Undo<'_> {
         }
         let _ = self.ctx.store.remove_rootfs(&self.id);
         let _ = self.ctx.delete_container_row(&self.id);
-        let _ = std::fs::remove_dir_all(self.ctx.container_dir(&self.id));
+        let _ = self.ctx.remove_container_dir(&self.id);
         for v in &self.volumes {
             if self.ctx.volume_users(v).is_ok_and(|u| u.is_empty()) {
                 let _ = self.ctx.remove_volume(v, true);
@@ -1823,8 +1823,7 @@ pub fn create_container(ctx: &Ctx, f: &RunFlags) -> Result<Made> {
         };
     }
     let dir = ctx.container_dir(&id);
-    crate::ctx::mkdir_mode(&dir, 0o700)?;
-    let lock = ctx.lock_container(&id)?;
+    let lock = ctx.create_container_dir(&id)?;
     let mut undo = Undo {
         ctx,
         id: id.clone(),

@@ -32,6 +32,8 @@ pub struct Request<'a> {
     pub stderr: Option<BorrowedFd<'a>>,
     /// Send me the container's stdin.
     pub stdin: bool,
+    /// How long a read from the monitor may wait (none: for ever).
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// Connects to the monitor of the container in `dir`; `None` when there is
@@ -47,6 +49,14 @@ pub fn connect_monitor(dir: &Path, req: Request<'_>) -> Result<Option<Attached>>
         None,
     )
     .context("socket")?;
+    if let Some(t) = req.timeout {
+        let tv = nix::sys::time::TimeVal::new(
+            t.as_secs().try_into().unwrap_or(i64::MAX),
+            t.subsec_micros().into(),
+        );
+        nix::sys::socket::setsockopt(&sock, nix::sys::socket::sockopt::ReceiveTimeout, &tv)
+            .context("setsockopt(SO_RCVTIMEO)")?;
+    }
     let addr = UnixAddr::new(path.as_str()).context("socket address")?;
     match connect(sock.as_raw_fd(), &addr) {
         Ok(()) => {}

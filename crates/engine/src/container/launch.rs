@@ -4,7 +4,10 @@
 //! leaves the command's session, becomes a child subreaper, creates the
 //! container with the runtime — in-process for capsa's runtime, so that the
 //! container's init is its own child — with pipes or a pty as its stdio,
-//! reports the init's pid over a SEQPACKET link, and execs the monitor,
+//! reports the init's pid over a SEQPACKET link, waits until the command
+//! has recorded the container ([`confirm`]; a command killed before that
+//! makes it delete the container, so that nothing runs unrecorded), and
+//! execs the monitor,
 //! which inherits the init as its child, the output pipes, the link and,
 //! while the command is attached, the command's stdout/stderr. A container
 //! restarted by its restart policy goes through [`launch_here`] and
@@ -619,6 +622,21 @@ fn launcher(plan: &Plan, link: OwnedFd, attach: Attach) -> i32 {
         &Report::Started(launched.started.clone()),
         give.map(|f| f.as_raw_fd()),
     );
+    // The command records the container, then says go. If it is gone
+    // before that, nobody knows of this process: it must not run.
+    if !go_received(&link) {
+        let _ = match &plan.runtime {
+            RuntimeChoice::Builtin(root) => capsa_runtime::Runtime::new(root)
+                .delete(&plan.id, true)
+                .map_err(anyhow::Error::from),
+            RuntimeChoice::External { bin, root } => Runtime::External {
+                bin: bin.clone(),
+                root: root.clone(),
+            }
+            .delete(&plan.id),
+        };
+        return 125;
+    }
     let client = Client {
         link,
         out: client_out,
@@ -633,6 +651,30 @@ fn launcher(plan: &Plan, link: OwnedFd, attach: Attach) -> i32 {
     );
     eprintln!("capsa: {e}");
     125
+}
+
+/// The word the command sends the launcher once it has recorded the
+/// container as running.
+const GO: &[u8] = b"go";
+
+/// Tells the launcher that the container is recorded: it may exec the
+/// monitor. A launcher killed meanwhile cannot hear it; the container then
+/// runs without a monitor, which the record allows for (as after a killed
+/// monitor), so that is no error.
+pub fn confirm(spawned: &Spawned) {
+    let _ = nix::sys::socket::send(spawned.link.as_raw_fd(), GO, MsgFlags::MSG_NOSIGNAL);
+}
+
+/// Waits for the command's go; false when it is gone without one.
+fn go_received(link: &OwnedFd) -> bool {
+    let mut buf = [0u8; 8];
+    loop {
+        match nix::sys::socket::recv(link.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Ok(n) => return &buf[..n] == GO,
+            Err(_) => return false,
+        }
+    }
 }
 
 /// Receives one message and at most one descriptor.

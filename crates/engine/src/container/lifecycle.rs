@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 use capsa_runtime::cgroups::CgroupPaths;
 
+use super::attach;
 use super::launch::{self, Attach, LaunchError, Plan, RuntimeChoice, Spawned};
-use super::runtime::Runtime;
+use super::runtime::{Held, Runtime};
 use super::{Container, Status, now_ns};
 use crate::ctx::Ctx;
 use crate::events;
@@ -20,6 +21,34 @@ pub const EXIT_FILE: &str = "exit";
 /// Whether process `pid` started at `start` (clock ticks) still lives.
 pub fn alive(pid: i32, start: u64) -> bool {
     pid > 0 && capsa_runtime::procfs::start_time(pid) == Some(start)
+}
+
+/// Ends the monitor of a container being removed, whose processes are
+/// killed: once it has told its clients (an attached `run`, `attach`,
+/// `wait`) how the container ended, it has nothing left to do but record
+/// the exit, which the removal makes moot; and it must not write into the
+/// directory while that goes. Waits (at most `timeout` for each step)
+/// until it is gone.
+fn end_monitor(ctx: &Ctx, c: &Container, timeout: Duration) {
+    let (pid, start) = (c.state.monitor_pid, c.state.monitor_start);
+    if !alive(pid, start) {
+        return;
+    }
+    let Ok(fd) = crate::sys::pidfd_open(pid) else {
+        return;
+    };
+    // A waiting client is answered once the clients are told.
+    let waiting = attach::Request {
+        timeout: Some(timeout),
+        ..Default::default()
+    };
+    if let Ok(Some(client)) = attach::connect_monitor(&ctx.container_dir(&c.id), waiting) {
+        let _ = crate::sys::wait_readable(&client.socket(), timeout);
+    }
+    // The pid may have been reused between the check and the open.
+    if alive(pid, start) && crate::sys::pidfd_send_signal(&fd, libc::SIGKILL).is_ok() {
+        let _ = crate::sys::wait_readable(&fd, timeout);
+    }
 }
 
 /// How the monitor saw the container end.
@@ -79,7 +108,9 @@ fn needs_repair(c: &Container) -> bool {
             !alive(s.monitor_pid, s.monitor_start)
                 && (s.status == Status::Restarting || !alive(s.pid, s.pid_start))
         }
-        Status::Created | Status::Exited | Status::Dead => false,
+        // Its monitor died between recording the exit and applying --rm.
+        Status::Exited | Status::Dead => c.settings.host_config.auto_remove,
+        Status::Created => false,
     }
 }
 
@@ -114,6 +145,7 @@ pub fn refresh_locked(ctx: &Ctx, c: &mut Container) -> Result<()> {
     match c.state.status {
         // Its creator died half-way: nothing of it is worth keeping.
         Status::Creating | Status::Removing => remove(ctx, c, true),
+        Status::Exited | Status::Dead => remove(ctx, c, true),
         _ => {
             let unknown = "exit status unknown: the container's monitor was killed";
             record_exit(ctx, c, Some(unknown))?;
@@ -136,7 +168,7 @@ pub fn record_exit(ctx: &Ctx, c: &mut Container, why: Option<&str>) -> Result<()
         .cgroup
         .as_ref()
         .is_some_and(|cg| oom_kills(cg) > 0);
-    Runtime::of(ctx, &c.settings.host_config.runtime)?.delete(&c.id)?;
+    delete_in_runtime(ctx, c)?;
     let s = &mut c.state;
     match exit {
         Some(e) => {
@@ -183,7 +215,11 @@ pub fn remove(ctx: &Ctx, c: &mut Container, volumes: bool) -> Result<()> {
     if c.state.pid > 0 && alive(c.state.pid, c.state.pid_start) {
         let _ = rt.kill(&c.id, libc::SIGKILL, true);
     }
-    rt.delete(&c.id)?;
+    if c.state.monitor_pid != std::process::id() as i32 {
+        // Not us, applying --rm.
+        end_monitor(ctx, c, Duration::from_secs(10));
+    }
+    delete_in_runtime(ctx, c)?;
     match ctx.store.remove_rootfs(&c.id) {
         Ok(()) => {}
         Err(capsa_images::Error::Other(m)) if m.starts_with("no rootfs named") => {}
@@ -212,15 +248,71 @@ pub fn remove(ctx: &Ctx, c: &mut Container, volumes: bool) -> Result<()> {
     Ok(())
 }
 
+/// Deletes the runtime's container of `c`, killing what is left of it,
+/// with its cgroups, also those of a create that was killed half-way.
+pub fn delete_in_runtime(ctx: &Ctx, c: &Container) -> Result<()> {
+    let rt = Runtime::of(ctx, &c.settings.host_config.runtime)?;
+    let held = rt.held(&c.id);
+    if held == Held::Nothing {
+        return Ok(());
+    }
+    rt.delete(&c.id)?;
+    if held == Held::Unknown {
+        remove_unrecorded_cgroups(c)?;
+    }
+    Ok(())
+}
+
+/// Removes the cgroups that a create killed before it recorded them left
+/// (the runtime deletes only recorded ones): the container's own
+/// directories where the engine places them, with what runs inside.
+fn remove_unrecorded_cgroups(c: &Container) -> Result<()> {
+    let layout = capsa_runtime::cgroups::Layout::detect()?;
+    let mut paths = layout.place(Some(Path::new(&cgroups_path(c))), &c.id)?;
+    paths.created = paths
+        .dirs
+        .values()
+        .filter(|d| d.is_dir())
+        .cloned()
+        .collect();
+    if paths.created.is_empty() {
+        return Ok(());
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let pids: Vec<i32> = paths
+            .created
+            .iter()
+            .filter_map(|d| std::fs::read_to_string(d.join("cgroup.procs")).ok())
+            .flat_map(|t| {
+                t.lines()
+                    .filter_map(|l| l.trim().parse().ok())
+                    .collect::<Vec<i32>>()
+            })
+            .collect();
+        if pids.is_empty() {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "processes {pids:?} are still in the cgroups of container {}",
+                c.id
+            );
+        }
+        for pid in pids {
+            let _ =
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    capsa_runtime::cgroups::Manager::from_paths(paths).destroy()?;
+    Ok(())
+}
+
 /// The last steps of a removal: the row, then the directory.
 fn finish_removal(ctx: &Ctx, c: &Container) -> Result<()> {
     ctx.delete_container_row(&c.id)?;
-    let dir = ctx.container_dir(&c.id);
-    match std::fs::remove_dir_all(&dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("remove {}", dir.display())),
-    }
+    ctx.remove_container_dir(&c.id)
 }
 
 /// The launch plan of a container.
@@ -268,8 +360,14 @@ pub fn launch(
     let dir = ctx.container_dir(&c.id);
     let _ = std::fs::remove_file(dir.join(EXIT_FILE));
     ensure_rootfs(ctx, c)?;
+    // What a launch killed half-way left.
+    delete_in_runtime(ctx, c)?;
     let plan = plan(ctx, c)?;
-    let spawned = match launch::spawn(&plan, attach)? {
+    let spawned = launch::spawn(&plan, attach).inspect_err(|_| {
+        // The launcher died: what it made goes.
+        let _ = delete_in_runtime(ctx, c);
+    })?;
+    let spawned = match spawned {
         Ok(s) => s,
         Err(e) => {
             c.state.error = e.message.clone();
@@ -301,6 +399,7 @@ pub fn launch(
     c.settings.cgroup = Some(spawned.started.cgroup.clone());
     ctx.save_settings(c)?;
     ctx.save_state(c)?;
+    launch::confirm(&spawned);
     // As Docker: an attached run or start reports the attach first.
     if attach.stdout || attach.stderr || attach.stdin {
         events::container(ctx, c, "attach", &[]);

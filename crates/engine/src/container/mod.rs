@@ -4,7 +4,10 @@
 //! A container's row is the truth about it, kept current by the commands
 //! and by its monitor (which execs `capsa __exited` when it ends). When a
 //! command or a monitor was killed half-way, [`lifecycle::refresh`] notices
-//! it from the row, the lock and the processes, and repairs.
+//! it from the row, the lock and the processes, and repairs. A container's
+//! directory appears already locked and disappears at once (both by a
+//! rename through the store's `tmp/`), so that one without a row and with
+//! a free lock is the garbage of a killed command ([`Ctx::remove_orphans`]).
 
 pub mod attach;
 pub mod launch;
@@ -354,21 +357,65 @@ impl Ctx {
         Err(no_such(name))
     }
 
+    /// Makes container `id`'s directory, with its lock file, and returns it
+    /// locked. The directory is assembled in the store's `tmp/` and renamed
+    /// into place already locked, so that a directory without a row whose
+    /// lock is free is always garbage (see [`Ctx::remove_orphans`]).
+    pub fn create_container_dir(&self, id: &str) -> Result<Lock> {
+        // tmp/ is not cleaned while the store lock is held.
+        let _store = self.store.lock_shared()?;
+        let ws = self.store.workspace()?;
+        let staged = ws.path().join(id);
+        crate::ctx::mkdir_mode(&staged, 0o700)?;
+        let lock = Flock::lock(lock_file(&staged, true)?, FlockArg::LockExclusive)
+            .map(|l| Lock { _lock: l })
+            .map_err(|(_, e)| anyhow!("locking container {id}: {e}"))?;
+        let dir = self.container_dir(id);
+        std::fs::rename(&staged, &dir)
+            .with_context(|| format!("rename {} to {}", staged.display(), dir.display()))?;
+        Ok(lock)
+    }
+
+    /// Removes container `id`'s directory, if it still exists. It is first
+    /// renamed into the store's `tmp/`, so that a removal killed half-way
+    /// leaves garbage there (cleaned by the next command finding the store
+    /// idle) rather than a directory without its lock file.
+    pub fn remove_container_dir(&self, id: &str) -> Result<()> {
+        let _store = self.store.lock_shared()?;
+        let ws = self.store.workspace()?;
+        let dir = self.container_dir(id);
+        let trash = ws.path().join(id);
+        match std::fs::rename(&dir, &trash) {
+            Ok(()) => std::fs::remove_dir_all(&trash)
+                .with_context(|| format!("remove {}", trash.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => {
+                Err(e).with_context(|| format!("rename {} to {}", dir.display(), trash.display()))
+            }
+        }
+    }
+
     /// Takes container `id`'s lock, waiting for other commands.
     pub fn lock_container(&self, id: &str) -> Result<Lock> {
-        let f = self.open_lock(id)?;
+        let f = lock_file(&self.container_dir(id), false).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                no_such(id)
+            } else {
+                anyhow!(e)
+            }
+        })?;
         Flock::lock(f, FlockArg::LockExclusive)
             .map(|l| Lock { _lock: l })
             .map_err(|(_, e)| anyhow!("locking container {id}: {e}"))
     }
 
-    /// Takes container `id`'s lock if no other command holds it.
+    /// Takes container `id`'s lock if no other command holds it; `None`
+    /// too when its directory is gone (or going: a removal under way).
     pub fn try_lock_container(&self, id: &str) -> Result<Option<Lock>> {
-        let f = match self.open_lock(id) {
+        let f = match lock_file(&self.container_dir(id), false) {
             Ok(f) => f,
-            // A directory already removed: nobody holds anything there.
-            Err(_) if !self.container_dir(id).exists() => return Ok(None),
-            Err(e) => return Err(e),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
         };
         match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
             Ok(l) => Ok(Some(Lock { _lock: l })),
@@ -377,23 +424,37 @@ impl Ctx {
         }
     }
 
-    fn open_lock(&self, id: &str) -> Result<File> {
-        let p = self.container_dir(id).join("lock");
-        File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(&p)
-            .map_err(|e| {
-                if e.kind() == std::io::ErrorKind::NotFound {
-                    no_such(id)
-                } else {
-                    anyhow!("open {}: {e}", p.display())
-                }
-            })
+    /// Removes the container directories that have no row and whose lock
+    /// is free: left by a command killed before it recorded the container
+    /// or after it deleted its row.
+    pub fn remove_orphans(&self) -> Result<()> {
+        let parent = self.root.join("containers");
+        let known: std::collections::HashSet<String> = self
+            .store
+            .db()
+            .rows("SELECT id FROM containers", [], |r| r.get(0))?
+            .into_iter()
+            .collect();
+        let rd =
+            std::fs::read_dir(&parent).with_context(|| format!("readdir {}", parent.display()))?;
+        for e in rd {
+            let e = e.with_context(|| format!("readdir {}", parent.display()))?;
+            let Ok(id) = e.file_name().into_string() else {
+                continue;
+            };
+            if known.contains(&id) || !is_id(&id) {
+                continue;
+            }
+            let Some(_lock) = self.try_lock_container(&id)? else {
+                continue;
+            };
+            // Recorded since the listing was read?
+            if self.load_container(&id)?.is_some() {
+                continue;
+            }
+            self.remove_container_dir(&id)?;
+        }
+        Ok(())
     }
 
     /// Finds a container, takes its lock and reads its row again (another
@@ -408,6 +469,26 @@ impl Ctx {
         }
         Ok((c, lock))
     }
+}
+
+/// Opens the lock file of a container directory (creating it only for a
+/// new container: a removal under way must not see it come back).
+fn lock_file(dir: &std::path::Path, create: bool) -> std::io::Result<File> {
+    let p = dir.join("lock");
+    File::options()
+        .read(true)
+        .write(true)
+        .create(create)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(&p)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("open {}: {e}", p.display())))
+}
+
+/// Whether `name` has the shape of a container id (64 lowercase hex digits).
+fn is_id(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// A new random container id: 64 hex digits.

@@ -25,6 +25,18 @@ pub enum Runtime {
     },
 }
 
+/// What a runtime holds of a container.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Held {
+    /// Nothing.
+    Nothing,
+    /// A complete record: its delete removes everything.
+    Recorded,
+    /// Some state, maybe what a create killed before it recorded its
+    /// cgroups left.
+    Unknown,
+}
+
 /// The binary a `--runtime` name stands for: a path, or a name found in PATH
 /// (`kata` is `kata-runtime`).
 pub fn resolve_binary(name: &str) -> Result<PathBuf> {
@@ -92,6 +104,20 @@ impl Runtime {
             bail!("{} {}: {}", bin.display(), args.join(" "), err.trim());
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// What the runtime holds of container `id`.
+    pub fn held(&self, id: &str) -> Held {
+        match self {
+            Runtime::Builtin(rt) => match rt.info(id) {
+                Ok(_) => Held::Recorded,
+                Err(capsa_runtime::Error::NotFound(_)) => Held::Nothing,
+                Err(_) => Held::Unknown,
+            },
+            // Another runtime's files are not ours to read.
+            Runtime::External { root, .. } if root.join(id).exists() => Held::Unknown,
+            Runtime::External { .. } => Held::Nothing,
+        }
     }
 
     /// Sends signal `sig` to the container's init (or, with `all`, every process).
