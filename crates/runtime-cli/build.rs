@@ -18,7 +18,12 @@ fn main() {
         .output()
         .ok()
         .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).lines().map(str::to_string).collect())
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_else(|| vec!["../../.git/HEAD".into(), "../../.git/logs/HEAD".into()]);
     for p in paths {
         println!("cargo:rerun-if-changed={p}");
