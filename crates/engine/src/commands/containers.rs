@@ -634,6 +634,8 @@ fn rm(ctx: &Ctx, name: &str, force: bool, volumes: bool) -> Result<()> {
         if let Ok(fd) = crate::sys::pidfd_open(c.state.pid) {
             let _ = crate::sys::wait_readable(&fd, Duration::from_secs(10));
         }
+        // Its monitor writes into the container's directory until then.
+        lifecycle::wait_monitor_done(ctx, &c, Duration::from_secs(5));
     }
     lifecycle::remove(ctx, &mut c, volumes)?;
     drop(lock);

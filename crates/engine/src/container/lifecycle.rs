@@ -216,10 +216,33 @@ pub fn remove(ctx: &Ctx, c: &mut Container, volumes: bool) -> Result<()> {
 fn finish_removal(ctx: &Ctx, c: &Container) -> Result<()> {
     ctx.delete_container_row(&c.id)?;
     let dir = ctx.container_dir(&c.id);
-    match std::fs::remove_dir_all(&dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("remove {}", dir.display())),
+    let mut tries = 0;
+    loop {
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => return Ok(()),
+            Err(_) if !dir.exists() => return Ok(()),
+            // An entry came or went meanwhile: the monitor's last files, or
+            // the lock file of a `capsa __exited` that will find no row.
+            Err(_) if tries < 50 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err(e) => return Err(e).with_context(|| format!("remove {}", dir.display())),
+        }
+    }
+}
+
+/// Waits, at most `timeout`, until the monitor of `c` (whose process has
+/// ended) is done with the container's directory: it has drained the
+/// output and written the exit file, or it is gone.
+pub fn wait_monitor_done(ctx: &Ctx, c: &Container, timeout: Duration) {
+    let dir = ctx.container_dir(&c.id);
+    let deadline = Instant::now() + timeout;
+    while alive(c.state.monitor_pid, c.state.monitor_start)
+        && read_exit_file(&dir).is_none()
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(2));
     }
 }
 
