@@ -1074,9 +1074,8 @@ pub fn ps(ctx: &Ctx, a: PsArgs) -> Result<ExitCode> {
             "network",
         ],
     )?;
-    let all_rows = ctx.all_containers()?;
     let mut rows = Vec::new();
-    for mut c in all_rows.clone() {
+    for mut c in ctx.all_containers()? {
         if !lifecycle::refresh(ctx, &mut c)? {
             continue;
         }
