@@ -80,7 +80,7 @@ pub enum Command {
         command: ContainerCommand,
     },
     /// Record a container's exit (run by its monitor)
-    #[command(name = "__exited", hide = true)]
+    #[command(name = EXITED, hide = true)]
     Exited {
         /// The container's id
         id: String,
@@ -376,8 +376,7 @@ pub fn dispatch(root: &Path, cmd: Command) -> Result<ExitCode> {
         });
     }
     if let Command::Exited { id } = cmd {
-        lifecycle::monitor_exited(Ctx::open(root)?, &id)?;
-        return Ok(ExitCode::SUCCESS);
+        return exited(root, &id);
     }
     let ctx = Ctx::open(root)?;
     match cmd {
@@ -416,6 +415,16 @@ pub fn dispatch(root: &Path, cmd: Command) -> Result<ExitCode> {
             unreachable!("handled above")
         }
     }
+}
+
+/// The hidden command the monitor runs when its container has ended
+/// (`capsa --root ROOT __exited ID`, spelled out in crates/monitor).
+pub const EXITED: &str = "__exited";
+
+/// `__exited`: records the container's exit (see [`lifecycle::monitor_exited`]).
+pub fn exited(root: &Path, id: &str) -> Result<ExitCode> {
+    lifecycle::monitor_exited(Ctx::open(root)?, id)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs `f` for each name, printing the name on success and errors as
