@@ -1,5 +1,10 @@
 # Shared helpers of the benchmark scripts (sourced, not run).
 
+# A backtrace captured with every error value (RUST_BACKTRACE in a
+# developer's shell) costs milliseconds in a static binary: measure what
+# users get.
+unset RUST_BACKTRACE RUST_LIB_BACKTRACE
+
 # make_busybox_rootfs DIR: a busybox root filesystem (Debian's
 # busybox-static) in DIR: /bin/busybox, a symlink per applet, /etc/passwd
 # and /etc/group with root, /tmp.
