@@ -632,6 +632,7 @@ fn rm(ctx: &Ctx, name: &str, force: bool, volumes: bool) -> Result<()> {
         );
     }
     let rt = Runtime::of(ctx, &c.settings.host_config.runtime)?;
+    let mut monitor = None;
     if c.state.pid > 0 && alive(c.state.pid, c.state.pid_start) {
         c.state.manually_stopped = true;
         c.state.status = Status::Removing;
@@ -645,9 +646,17 @@ fn rm(ctx: &Ctx, name: &str, force: bool, volumes: bool) -> Result<()> {
         }
         // Its monitor writes into the container's directory until then.
         lifecycle::wait_monitor_done(ctx, &c, Duration::from_secs(5));
+        // Then it becomes `capsa __exited`, which waits for our lock.
+        if alive(c.state.monitor_pid, c.state.monitor_start) {
+            monitor = crate::sys::pidfd_open(c.state.monitor_pid).ok();
+        }
     }
     lifecycle::remove(ctx, &mut c, volumes)?;
     drop(lock);
+    // It finds the container gone and ends: nothing of it outlives `rm`.
+    if let Some(fd) = monitor {
+        let _ = crate::sys::wait_readable(&fd, Duration::from_secs(5));
+    }
     Ok(())
 }
 
