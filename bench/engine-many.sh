@@ -11,20 +11,8 @@ cd "$(dirname "$self")/.."
 . bench/lib.sh
 private_run "$self" "$@"
 CAPSA_BIN=$(./scripts/build-release.sh)
-work=$(mktemp -d /dev/shm/capsa-bench-many-XXXXXX)
-cleanup() {
-    remove_all_containers "$work/store"
-    unmount_under "$work"
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-capsa() { "$CAPSA_BIN/capsa" --root "$work/store" "$@"; }
 n=${CONTAINERS:-500}
-
-make_busybox_rootfs "$work/rootfs"
-make_busybox_image "$work/rootfs" "$work/busybox.tar"
-capsa load -q -i "$work/busybox.tar" >/dev/null
+engine_bench_setup many
 
 echo "== $n containers started one after another: capsa run -d busybox sleep 3600 =="
 python3 - "$n" "$CAPSA_BIN/capsa" "$work/store" "$work/ids" <<'PY'

@@ -14,21 +14,8 @@ private_run "$self" "$@"
 with_docker=${DOCKER:-1}
 [ "$with_docker" = 0 ] || need_docker
 CAPSA_BIN=$(./scripts/build-release.sh)
-work=$(mktemp -d /dev/shm/capsa-bench-monitor-XXXXXX)
-cleanup() {
-    remove_all_containers "$work/store"
-    stop_docker
-    unmount_under "$work"
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-capsa() { "$CAPSA_BIN/capsa" --root "$work/store" "$@"; }
 n=${CONTAINERS:-100}
-
-make_busybox_rootfs "$work/rootfs"
-make_busybox_image "$work/rootfs" "$work/busybox.tar"
-capsa load -q -i "$work/busybox.tar" >/dev/null
+engine_bench_setup monitor
 
 # memory_of NAME PIDS_FILE: reads smaps_rollup of the parent of each
 # container pid in PIDS_FILE (checking its name) and prints the figures.

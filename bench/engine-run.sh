@@ -18,20 +18,7 @@ private_run "$self" "$@"
 need_docker
 CAPSA_BIN=$(./scripts/build-release.sh)
 # Stores and state on tmpfs, for capsa and docker alike.
-work=$(mktemp -d /dev/shm/capsa-bench-engine-XXXXXX)
-cleanup() {
-    stop_docker
-    remove_all_containers "$work/store"
-    unmount_under "$work"
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-capsa() { "$CAPSA_BIN/capsa" --root "$work/store" "$@"; }
-
-make_busybox_rootfs "$work/rootfs"
-make_busybox_image "$work/rootfs" "$work/busybox.tar"
-capsa load -q -i "$work/busybox.tar"
+engine_bench_setup engine
 start_docker "$work/docker"
 docker_cli load -q -i "$work/busybox.tar" >/dev/null
 

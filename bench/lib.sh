@@ -187,3 +187,28 @@ remove_all_containers() {
     ids=$("$CAPSA_BIN/capsa" --root "$1" ps -aq 2>/dev/null || true)
     [ -z "$ids" ] || "$CAPSA_BIN/capsa" --root "$1" rm -f $ids >/dev/null 2>&1 || true
 }
+
+# engine_bench_setup NAME: the start of the engine's benchmarks. A work
+# directory on tmpfs ($work) that goes at exit with all it holds — the
+# containers of its store ($work/store), the dockerd of start_docker, any
+# mount — then a busybox root filesystem ($work/rootfs) and its image
+# ($work/busybox.tar) loaded into the store. `capsa` runs on that store.
+engine_bench_setup() {
+    work=$(mktemp -d "/dev/shm/capsa-bench-$1-XXXXXX")
+    trap engine_bench_cleanup EXIT
+    trap 'exit 130' INT TERM
+    make_busybox_rootfs "$work/rootfs"
+    make_busybox_image "$work/rootfs" "$work/busybox.tar"
+    capsa load -q -i "$work/busybox.tar" >/dev/null
+}
+
+engine_bench_cleanup() {
+    remove_all_containers "$work/store"
+    stop_docker
+    unmount_under "$work"
+    rm -rf "$work"
+}
+
+capsa() {
+    "$CAPSA_BIN/capsa" --root "$work/store" "$@"
+}
