@@ -125,7 +125,7 @@ enum SystemCommand {
 }
 
 fn main() -> ExitCode {
-    if let Some(code) = monitor_exited() {
+    if let Some(code) = exited_shortcut() {
         return code;
     }
     let cli = match Cli::try_parse() {
@@ -182,7 +182,7 @@ fn main() -> ExitCode {
 /// `capsa --root ROOT __exited ID`, exactly as every container's monitor
 /// runs it when the container ends: dispatched without building Docker's
 /// whole command line with clap, which is most of capsa's start-up.
-fn monitor_exited() -> Option<ExitCode> {
+fn exited_shortcut() -> Option<ExitCode> {
     let mut args = std::env::args_os().skip(1);
     let (Some(flag), Some(root), Some(cmd), Some(id), None) = (
         args.next(),
