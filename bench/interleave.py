@@ -3,13 +3,15 @@
 machine falls on all of them alike (hyperfine runs each command's runs in
 one block, which a noisy neighbour can skew by 2x).
 
-    interleave.py RUNS NAME=COMMAND...
+    interleave.py [--json FILE] RUNS NAME=COMMAND...
 
 Each round runs every command once (in alternating order); the first 10
 rounds are warm-up. Prints, per command, the median and the mean of its
-fastest 80% of runs, in milliseconds, then each command's difference from
-the first one.
+fastest 80% of runs, in milliseconds. With --json, also writes
+{NAME: {"median_ms", "fast80_mean_ms", "times_ms" (sorted)}} to FILE, for scripts
+that compare the commands.
 """
+import json
 import shlex
 import statistics
 import subprocess
@@ -18,8 +20,12 @@ import time
 
 
 def main():
-    runs = int(sys.argv[1])
-    cmds = [arg.split("=", 1) for arg in sys.argv[2:]]
+    args = sys.argv[1:]
+    json_path = None
+    if args[:1] == ["--json"]:
+        json_path, args = args[1], args[2:]
+    runs = int(args[0])
+    cmds = [arg.split("=", 1) for arg in args[1:]]
     times = {name: [] for name, _ in cmds}
     for i in range(runs + 10):
         order = cmds if i % 2 == 0 else cmds[::-1]
@@ -34,6 +40,10 @@ def main():
         ts.sort()
         stats[name] = (statistics.median(ts) * 1e3, statistics.mean(ts[: max(1, len(ts) * 4 // 5)]) * 1e3)
         print(f"{name:<28} {stats[name][0]:>10.3f} {stats[name][1]:>17.3f}")
+    if json_path:
+        with open(json_path, "w") as fh:
+            json.dump({name: {"median_ms": m, "fast80_mean_ms": f, "times_ms": [t * 1e3 for t in times[name]]}
+                       for name, (m, f) in stats.items()}, fh)
     return stats
 
 

@@ -80,7 +80,7 @@ pub enum Command {
         command: ContainerCommand,
     },
     /// Record a container's exit (run by its monitor)
-    #[command(name = "__exited", hide = true)]
+    #[command(name = EXITED, hide = true)]
     Exited {
         /// The container's id
         id: String,
@@ -376,8 +376,7 @@ pub fn dispatch(root: &Path, cmd: Command) -> Result<ExitCode> {
         });
     }
     if let Command::Exited { id } = cmd {
-        lifecycle::monitor_exited(Ctx::open(root)?, &id)?;
-        return Ok(ExitCode::SUCCESS);
+        return exited(root, &id);
     }
     let ctx = Ctx::open(root)?;
     match cmd {
@@ -416,6 +415,16 @@ pub fn dispatch(root: &Path, cmd: Command) -> Result<ExitCode> {
             unreachable!("handled above")
         }
     }
+}
+
+/// The hidden command the monitor runs when its container has ended
+/// (`capsa --root ROOT __exited ID`, spelled out in crates/monitor).
+pub const EXITED: &str = "__exited";
+
+/// `__exited`: records the container's exit (see [`lifecycle::monitor_exited`]).
+pub fn exited(root: &Path, id: &str) -> Result<ExitCode> {
+    lifecycle::monitor_exited(Ctx::open(root)?, id)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs `f` for each name, printing the name on success and errors as
@@ -624,10 +633,12 @@ fn rm(ctx: &Ctx, name: &str, force: bool, volumes: bool) -> Result<()> {
     }
     let rt = Runtime::of(ctx, &c.settings.host_config.runtime)?;
     if c.state.pid > 0 && alive(c.state.pid, c.state.pid_start) {
+        let paused = c.state.status == Status::Paused;
         c.state.manually_stopped = true;
         c.state.status = Status::Removing;
         ctx.save_state(&c)?;
-        if c.state.status == Status::Paused {
+        // A frozen process would not die of SIGKILL before it is thawed.
+        if paused {
             let _ = rt.resume(&c.id);
         }
         let _ = rt.kill(&c.id, libc::SIGKILL, true);
@@ -1075,9 +1086,8 @@ pub fn ps(ctx: &Ctx, a: PsArgs) -> Result<ExitCode> {
         ],
     )?;
     ctx.remove_orphans()?;
-    let all_rows = ctx.all_containers()?;
     let mut rows = Vec::new();
-    for mut c in all_rows.clone() {
+    for mut c in ctx.all_containers()? {
         if !lifecycle::refresh(ctx, &mut c)? {
             continue;
         }
