@@ -552,6 +552,33 @@ fn terminal_and_stdin() {
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("/dev/pts/0"), "{out}");
     assert!(out.contains("24 80"), "{out}");
+    // The container's window follows ours: once it has printed its first
+    // size, our terminal is resized, and it sees the new size.
+    let sync = e.root.scratch("winch");
+    std::fs::create_dir_all(&sync).unwrap();
+    let resize = format!(
+        "(until [ -e {s}/ready ]; do sleep 0.05; done; stty rows 40 cols 100 </dev/tty) & ",
+        s = sync.display()
+    );
+    let inside = r#"stty size; touch /sync/ready; i=0; while [ "$(stty size)" != "40 100" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; stty size"#;
+    let out = terminal_cmd_after(
+        &e,
+        &resize,
+        &format!(
+            "run --rm -t -v {}:/sync busybox sh -c '{inside}'",
+            sync.display()
+        ),
+        (24, 80),
+    )
+    .output()
+    .unwrap();
+    let lines: Vec<&str> = std::str::from_utf8(&out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(lines, ["24 80", "40 100"], "{:?}", out);
     // -it: typed input, and the shell's status.
     let (out, code) = with_terminal(
         &e,

@@ -493,18 +493,22 @@ fn run_cmd(ctx: &Ctx, f: &RunFlags) -> Result<ExitCode> {
     if !c.settings.config.attach_stdin && !tty {
         stdin = None;
     }
+    // With a terminal, the master is the container's stdin and the pty
+    // whose size follows ours; without -i it is used for its size only.
+    let pty = if tty {
+        stdin.as_ref().and_then(|m| m.try_clone().ok())
+    } else {
+        None
+    };
     let outcome = session::run(Session {
         link: spawned.link.as_fd(),
-        // With a terminal but no -i, the master is only used for its size.
         stdin: if tty && !c.settings.config.open_stdin {
-            if let Some(m) = &stdin {
-                session::resize(m.as_fd());
-            }
             None
         } else {
             stdin
         },
         tty,
+        pty,
         detach_keys,
         proxy_to: if f.sig_proxy && !tty {
             spawned.started.pid
@@ -569,10 +573,16 @@ fn start(ctx: &Ctx, a: StartArgs) -> Result<ExitCode> {
         Ok(Some(sp)) => sp,
     };
     drop(lock);
+    let pty = if tty {
+        sp.stdin.as_ref().and_then(|m| m.try_clone().ok())
+    } else {
+        None
+    };
     let outcome = session::run(Session {
         link: sp.link.as_fd(),
         stdin: if want_stdin { sp.stdin } else { None },
         tty,
+        pty,
         detach_keys,
         proxy_to: if tty { 0 } else { sp.started.pid },
     })?;

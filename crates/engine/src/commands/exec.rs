@@ -465,19 +465,19 @@ pub fn attach(ctx: &Ctx, a: AttachArgs) -> Result<ExitCode> {
     })?;
     events::container(ctx, &c, "attach", &[]);
     let stdin = att.stdin.as_ref().and_then(|f| f.try_clone().ok());
+    let pty = if tty {
+        att.stdin.as_ref().and_then(|f| f.try_clone().ok())
+    } else {
+        None
+    };
     let outcome = session::run(Session {
         link: att.socket(),
         stdin: if want_stdin { stdin } else { None },
         tty,
+        pty,
         detach_keys,
         proxy_to: if a.sig_proxy && !tty { c.state.pid } else { 0 },
     })?;
-    if !want_stdin
-        && tty
-        && let Some(m) = &att.stdin
-    {
-        session::resize(m.as_fd());
-    }
     Ok(match outcome {
         Outcome::Exited(code) => {
             // Returns once the exit is recorded, as `run` does.

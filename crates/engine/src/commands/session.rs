@@ -102,6 +102,9 @@ pub struct Session<'a> {
     pub stdin: Option<OwnedFd>,
     /// The container has a terminal (the stdin above is its master).
     pub tty: bool,
+    /// The container's pty master, whose window size follows ours (also
+    /// when our stdin is not copied to it: `run -t` without `-i`).
+    pub pty: Option<OwnedFd>,
     /// The detach sequence (terminal mode only).
     pub detach_keys: Vec<u8>,
     /// Forward our signals to this pid (the container's init), when > 0.
@@ -149,9 +152,7 @@ pub fn run(mut s: Session<'_>) -> Result<Outcome> {
     let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .context("signalfd")?;
     let _raw = (s.tty && s.stdin.is_some()).then(RawTerminal::enter);
-    if s.tty
-        && let Some(m) = &s.stdin
-    {
+    if let Some(m) = &s.pty {
         resize(m.as_fd());
     }
     let stdin = std::io::stdin();
@@ -183,9 +184,7 @@ pub fn run(mut s: Session<'_>) -> Result<Outcome> {
             while let Ok(Some(info)) = sfd.read_signal() {
                 let signo = info.ssi_signo as i32;
                 if signo == libc::SIGWINCH {
-                    if s.tty
-                        && let Some(m) = &s.stdin
-                    {
+                    if let Some(m) = &s.pty {
                         resize(m.as_fd());
                     }
                 } else if s.proxy_to > 0 {

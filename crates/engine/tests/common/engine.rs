@@ -251,9 +251,19 @@ pub fn host_pid(e: &Engine, name: &str) -> i32 {
 
 /// `capsa --root <store> ARGS` on a terminal of `(rows, cols)` through
 /// util-linux `script`, with stdin, stdout and stderr piped.
-pub fn terminal_cmd(e: &Engine, capsa_args: &str, (rows, cols): (u16, u16)) -> Command {
+pub fn terminal_cmd(e: &Engine, capsa_args: &str, size: (u16, u16)) -> Command {
+    terminal_cmd_after(e, "", capsa_args, size)
+}
+
+/// [`terminal_cmd`] with shell commands `before` run first in the terminal.
+pub fn terminal_cmd_after(
+    e: &Engine,
+    before: &str,
+    capsa_args: &str,
+    (rows, cols): (u16, u16),
+) -> Command {
     let line = format!(
-        "stty rows {rows} cols {cols}; {} --root {} {capsa_args}",
+        "stty rows {rows} cols {cols}; {before}{} --root {} {capsa_args}",
         super::bin(),
         e.store().display()
     );
