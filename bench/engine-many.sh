@@ -69,11 +69,15 @@ problems = []
 if sys.argv[5] != "0":
     problems.append(f"{sys.argv[5]} containers still listed")
 def ours(pid):
+    # A zombie has ended (PID 1, which inherits the orphans, reaps it when
+    # it gets to it): only living processes count.
     try:
-        comm = open(f"/proc/{pid}/comm").read().strip()
+        stat = open(f"/proc/{pid}/stat").read()
     except FileNotFoundError:
         return False
-    return comm == "sleep" or comm.startswith("capsa-monitor")
+    comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+    state = stat[stat.rindex(")") + 2]
+    return state not in "ZX" and (comm == "sleep" or comm.startswith("capsa-monitor"))
 alive = [p for p in procs if ours(p)]
 if alive:
     problems.append(f"{len(alive)} container or monitor processes alive")
