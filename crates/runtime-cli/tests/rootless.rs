@@ -339,6 +339,38 @@ fn several_ranges_are_mapped_with_newuidmap() {
             .join(&id)
             .exists()
     );
+
+    // Without the helpers in $PATH: a clear error naming the package.
+    let id = cs.id("rootless-ranges");
+    let out = user
+        .command("/usr/bin/env")
+        .args([
+            "PATH=/nonexistent",
+            bin(),
+            "run",
+            "--bundle",
+            &b.path_str(),
+            &id,
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("linux.uidMappings")
+            && err.contains(
+                "these mappings need newuidmap (Debian package uidmap), which is not in $PATH"
+            ),
+        "{err}"
+    );
+    assert!(
+        !user
+            .runtime_dir
+            .path()
+            .join("capsa-runtime")
+            .join(&id)
+            .exists()
+    );
 }
 
 #[test]

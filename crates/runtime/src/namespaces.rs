@@ -293,7 +293,7 @@ impl IdHelper {
             Error::config(
                 field,
                 format!(
-                    "an unprivileged user can map only its own {kind} id by itself; these                      mappings need {tool} (Debian package uidmap), which is not in $PATH"
+                    "an unprivileged user can map only its own {kind} id by itself; these mappings need {tool} (Debian package uidmap), which is not in $PATH"
                 ),
             )
         })?;
