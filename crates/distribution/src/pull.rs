@@ -100,14 +100,15 @@ impl FromStr for PullPolicy {
 /// and `create` call. `platform` is the one asked for (`--platform`); an
 /// image in the store of another platform is pulled again under
 /// [`PullPolicy::Missing`]. The registry configuration is read from its
-/// usual place; progress goes to `progress`.
+/// usual place; progress goes to `progress`. Returns the image, and what
+/// was pulled when the registry was asked.
 pub fn ensure_image(
     store: &Store,
     reference: &str,
     policy: PullPolicy,
     platform: Option<&Platform>,
     progress: &dyn Progress,
-) -> Result<ImageRow> {
+) -> Result<(ImageRow, Option<Pulled>)> {
     let local = match store.resolve(reference) {
         Ok(img) => Some(img),
         Err(capsa_images::Error::NoSuchImage(_)) => None,
@@ -115,7 +116,7 @@ pub fn ensure_image(
     };
     if policy == PullPolicy::Never {
         return match local {
-            Some(img) => Ok(img),
+            Some(img) => Ok((img, None)),
             None => Err(capsa_images::Error::NoSuchImage(reference.to_string()).into()),
         };
     }
@@ -128,7 +129,7 @@ pub fn ensure_image(
                 .is_some_and(|(os, arch, v)| p.matches(&os, &arch, v.as_deref())),
         };
         if fits {
-            return Ok(local.expect("checked above"));
+            return Ok((local.expect("checked above"), None));
         }
     }
     let parsed = match Reference::parse(reference) {
@@ -157,7 +158,7 @@ pub fn ensure_image(
             max_concurrent_downloads: None,
         },
     )?;
-    Ok(store.resolve(pulled.id.as_str())?)
+    Ok((store.resolve(pulled.id.as_str())?, Some(pulled)))
 }
 
 /// The os, architecture and variant in a stored image's config.

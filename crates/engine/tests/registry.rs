@@ -265,6 +265,24 @@ fn run_and_create_pull_missing_images() {
         "{}",
         stderr(&o)
     );
+    // Each pull that asked the registry is an image event, as for `pull`.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let pulls = b.ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &format!("{}.{:09}", now.as_secs(), now.subsec_nanos()),
+        "--filter",
+        "type=image",
+        "--filter",
+        "event=pull",
+        "--format",
+        "{{.Actor.ID}}",
+    ]);
+    assert_eq!(pulls, format!("{name}\n{name}\n{name}\n"));
     // An image the registry does not have: one clear line.
     let o = b.run(&[
         "run",

@@ -439,8 +439,12 @@ fn resolve_image(
         crate::commands::registry::progress::Output::Stderr,
         f.quiet,
     );
-    let img =
+    let (img, pulled) =
         capsa_distribution::ensure_image(&ctx.store, name, policy, platform.as_ref(), &renderer)?;
+    if let Some(p) = pulled {
+        let r = &p.reference;
+        crate::commands::images::image_event(&ctx.store, "pull", &r.familiar(), &r.familiar_name());
+    }
     let config = crate::commands::images::config_json(&ctx.store, &img.id)?;
     if let Some(p) = &f.platform {
         let want: Vec<&str> = p.split('/').collect();
