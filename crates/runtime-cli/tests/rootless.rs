@@ -119,17 +119,14 @@ fn data_dir(user: &TestUser, b: &mut Bundle) -> tempfile::TempDir {
 fn run_fails(user: &TestUser, b: &Bundle, id: &str) -> String {
     let out = as_user(user, &["run", "--bundle", &b.path_str(), id]);
     assert!(!out.status.success(), "{id} ran");
-    let state = user.runtime_dir.path().join("capsa-runtime").join(id);
-    assert!(!state.exists(), "{} left behind", state.display());
-    assert!(
-        !user
-            .runtime_dir
-            .path()
-            .join("capsa-runtime")
-            .join(id)
-            .exists()
-    );
+    assert_no_state(user, id);
     stderr(&out)
+}
+
+/// Asserts that `user`'s default state root holds nothing of container `id`.
+fn assert_no_state(user: &TestUser, id: &str) {
+    let dir = user.runtime_dir.path().join("capsa-runtime").join(id);
+    assert!(!dir.exists(), "{} is left", dir.display());
 }
 
 fn stderr(o: &Output) -> String {
@@ -331,14 +328,6 @@ fn several_ranges_are_mapped_with_newuidmap() {
         "{err}"
     );
     assert!(err.contains("not allowed"), "newuidmap's own words: {err}");
-    assert!(
-        !user
-            .runtime_dir
-            .path()
-            .join("capsa-runtime")
-            .join(&id)
-            .exists()
-    );
 
     // Without the helpers in $PATH: a clear error naming the package.
     let id = cs.id("rootless-ranges");
@@ -363,14 +352,7 @@ fn several_ranges_are_mapped_with_newuidmap() {
             ),
         "{err}"
     );
-    assert!(
-        !user
-            .runtime_dir
-            .path()
-            .join("capsa-runtime")
-            .join(&id)
-            .exists()
-    );
+    assert_no_state(&user, &id);
 }
 
 #[test]
@@ -386,14 +368,6 @@ fn resources_need_a_cgroup_delegated_to_the_user() {
     assert!(
         err.contains("linux.resources.memory") && err.contains("not delegated"),
         "{err}"
-    );
-    assert!(
-        !user
-            .runtime_dir
-            .path()
-            .join("capsa-runtime")
-            .join(&id)
-            .exists()
     );
     // Without resources it runs (no cgroup is written).
     b.edit(|c| {
