@@ -11,34 +11,20 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{Value, json};
 
-/// The busybox binary the bundles are made from.
-pub const BUSYBOX: &str = "/usr/bin/busybox";
-
 /// The capsa-runtime binary under test.
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_capsa-runtime")
 }
 
-/// Prints why a test is skipped and returns true when not running as root.
-pub fn skip_unless_root() -> bool {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("SKIPPED: this test needs root");
-        return true;
-    }
-    if !Path::new(BUSYBOX).exists() {
-        eprintln!("SKIPPED: {BUSYBOX} is missing (apt-get install busybox-static)");
-        return true;
-    }
-    false
-}
+// Not every test binary uses both.
+#[allow(unused_imports)]
+pub use capsa_testkit::{BUSYBOX, skip_unless_root};
 
 /// Skips (returning from the test) unless running as root with busybox.
 #[macro_export]
 macro_rules! require_root {
     () => {
-        if $crate::common::skip_unless_root() {
-            return;
-        }
+        capsa_testkit::require_root!()
     };
 }
 
