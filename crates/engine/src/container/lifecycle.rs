@@ -260,7 +260,26 @@ pub fn delete_in_runtime(ctx: &Ctx, c: &Container) -> Result<()> {
     if held == Held::Unknown {
         remove_unrecorded_cgroups(c)?;
     }
+    remove_parent_cgroups(c);
     Ok(())
+}
+
+/// Removes the engine's own parent cgroup (`capsa`, beneath the caller's
+/// cgroup) in each hierarchy once no container is left in it. The runtime
+/// removes a parent only with the container that made it, which need not
+/// be the last one; a parent still in use stays (rmdir fails), and a create
+/// that races with this removal makes the parent again. A `--cgroup-parent`
+/// is the user's and is never removed.
+fn remove_parent_cgroups(c: &Container) {
+    if !c.settings.host_config.cgroup_parent.is_empty() {
+        return;
+    }
+    let Some(paths) = &c.settings.cgroup else {
+        return;
+    };
+    for parent in paths.dirs.values().filter_map(|d| d.parent()) {
+        let _ = std::fs::remove_dir(parent);
+    }
 }
 
 /// Removes the cgroups that a create killed before it recorded them left

@@ -261,14 +261,39 @@ pub enum Made {
 }
 
 /// Creates cgroup directory `dir` and any missing parents. `dir` itself
-/// must not exist yet: the runtime only uses cgroups it creates.
+/// must not exist yet: the runtime only uses cgroups it creates. A parent
+/// that another process removes meanwhile (an empty shared parent going
+/// away with the last container in it) is made again.
 pub fn make_dir(dir: &Path) -> Result<Made> {
+    let mut tries = 0;
+    loop {
+        match make_dir_once(dir)? {
+            MadeOnce::ParentGone if tries < 5 => tries += 1,
+            MadeOnce::ParentGone => {
+                return Err(Error::cgroup(
+                    dir,
+                    "its parent cgroup keeps being removed while it is made",
+                ));
+            }
+            MadeOnce::Done(made) => return Ok(made),
+        }
+    }
+}
+
+/// What one attempt of [`make_dir`] gave.
+enum MadeOnce {
+    Done(Made),
+    /// A parent vanished between its check and the mkdir beneath it.
+    ParentGone,
+}
+
+fn make_dir_once(dir: &Path) -> Result<MadeOnce> {
     let mut made = Vec::new();
     // The common case, one system call: the parent exists.
     match std::fs::create_dir(dir) {
-        Ok(()) => return Ok(Made::Created(vec![dir.to_path_buf()])),
+        Ok(()) => return Ok(MadeOnce::Done(Made::Created(vec![dir.to_path_buf()]))),
         Err(e) if e.kind() == ErrorKind::AlreadyExists => return Err(exists(dir)),
-        Err(e) if is_denied(&e) => return Ok(Made::Denied(dir.to_path_buf(), e)),
+        Err(e) if is_denied(&e) => return Ok(MadeOnce::Done(Made::Denied(dir.to_path_buf(), e))),
         Err(e) if e.kind() == ErrorKind::NotFound => {}
         Err(e) => return Err(Error::io("mkdir", dir, e)),
     }
@@ -290,8 +315,12 @@ pub fn make_dir(dir: &Path) -> Result<Made> {
                 remove_dirs(&made, &[])?;
                 return Err(exists(dir));
             }
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                remove_dirs(&made, &[])?;
+                return Ok(MadeOnce::ParentGone);
+            }
             Err(e) if is_denied(&e) && made.is_empty() => {
-                return Ok(Made::Denied(d.to_path_buf(), e));
+                return Ok(MadeOnce::Done(Made::Denied(d.to_path_buf(), e)));
             }
             Err(e) => {
                 remove_dirs(&made, &[])?;
@@ -299,7 +328,7 @@ pub fn make_dir(dir: &Path) -> Result<Made> {
             }
         }
     }
-    Ok(Made::Created(made))
+    Ok(MadeOnce::Done(Made::Created(made)))
 }
 
 fn exists(dir: &Path) -> Error {
