@@ -381,24 +381,24 @@ pub fn dispatch(root: &Path, cmd: Command) -> Result<ExitCode> {
     let ctx = Ctx::open(root)?;
     match cmd {
         Command::Start(a) => start(&ctx, a),
-        Command::Stop(a) => each(&a.containers, |n| {
+        Command::Stop(a) => super::each(&a.containers, |n| {
             lifecycle::stop(&ctx, n, a.time, a.signal.as_deref()).map(drop)
         }),
-        Command::Restart(a) => each(&a.containers, |n| restart(&ctx, n, &a)),
-        Command::Kill(a) => each(&a.containers, |n| kill(&ctx, n, &a.signal)),
+        Command::Restart(a) => super::each(&a.containers, |n| restart(&ctx, n, &a)),
+        Command::Kill(a) => super::each(&a.containers, |n| kill(&ctx, n, &a.signal)),
         Command::Rm(a) => {
             if a.link {
                 bail!("capsa does not support links (rm --link)");
             }
-            each(&a.containers, |n| rm(&ctx, n, a.force, a.volumes))
+            super::each(&a.containers, |n| rm(&ctx, n, a.force, a.volumes))
         }
         Command::Ps(a) => ps(&ctx, a),
         Command::Logs(a) => logs_cmd(&ctx, a),
         Command::Wait(a) => wait(&ctx, a),
         Command::Inspect(a) => inspect(&ctx, a),
         Command::Rename(a) => rename(&ctx, a),
-        Command::Pause(a) => each(&a.containers, |n| pause(&ctx, n, true)),
-        Command::Unpause(a) => each(&a.containers, |n| pause(&ctx, n, false)),
+        Command::Pause(a) => super::each(&a.containers, |n| pause(&ctx, n, true)),
+        Command::Unpause(a) => super::each(&a.containers, |n| pause(&ctx, n, false)),
         Command::Update(a) => super::exec::update(&ctx, a),
         Command::Exec(a) => super::exec::exec(&ctx, a),
         Command::Attach(a) => super::exec::attach(&ctx, a),
@@ -425,26 +425,6 @@ pub const EXITED: &str = "__exited";
 pub fn exited(root: &Path, id: &str) -> Result<ExitCode> {
     lifecycle::monitor_exited(Ctx::open(root)?, id)?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Runs `f` for each name, printing the name on success and errors as
-/// Docker does; exit status 1 if any failed.
-fn each(names: &[String], mut f: impl FnMut(&str) -> Result<()>) -> Result<ExitCode> {
-    let mut failed = false;
-    for n in names {
-        match f(n) {
-            Ok(()) => println!("{n}"),
-            Err(e) => {
-                failed = true;
-                super::print_error(&e);
-            }
-        }
-    }
-    Ok(if failed {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
 }
 
 fn create_cmd(ctx: &Ctx, f: &RunFlags) -> Result<ExitCode> {
@@ -543,7 +523,7 @@ fn start(ctx: &Ctx, a: StartArgs) -> Result<ExitCode> {
         bail!("you cannot start and attach multiple containers at once");
     }
     if !(a.attach || a.interactive) {
-        return each(&a.containers, |n| {
+        return super::each(&a.containers, |n| {
             let (mut c, _lock) = ctx.lock_found(n)?;
             match lifecycle::start(ctx, &mut c, Attach::default())? {
                 Ok(_) => Ok(()),
@@ -1287,18 +1267,8 @@ fn prune(ctx: &Ctx, a: PruneArgs) -> Result<ExitCode> {
     }
     let (ids, bytes) = prune_containers(ctx, &a.filter)?;
     let mut out = io::stdout().lock();
-    if !ids.is_empty() {
-        writeln!(out, "Deleted Containers:")?;
-        for id in &ids {
-            writeln!(out, "{id}")?;
-        }
-        writeln!(out)?;
-    }
-    writeln!(
-        out,
-        "Total reclaimed space: {}",
-        units::human_size(bytes as f64)
-    )?;
+    super::print_deleted(&mut out, "Containers", &ids)?;
+    super::print_reclaimed(&mut out, bytes)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -775,21 +775,7 @@ pub fn stats(ctx: &Ctx, a: StatsArgs) -> Result<ExitCode> {
 /// `update`: new resource limits (applied to a running container at once,
 /// and kept for its next starts) and restart policy.
 pub fn update(ctx: &Ctx, a: UpdateArgs) -> Result<ExitCode> {
-    let mut failed = false;
-    for name in &a.containers {
-        match update_one(ctx, name, &a) {
-            Ok(()) => println!("{name}"),
-            Err(e) => {
-                failed = true;
-                super::print_error(&e);
-            }
-        }
-    }
-    Ok(if failed {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    super::each(&a.containers, |name| update_one(ctx, name, &a))
 }
 
 fn update_one(ctx: &Ctx, name: &str, a: &UpdateArgs) -> Result<()> {

@@ -929,11 +929,7 @@ pub fn prune(root: &Path, a: PruneArgs) -> Result<ExitCode> {
         print_removed(&mut out, &removed, false)?;
         writeln!(out)?;
     }
-    writeln!(
-        out,
-        "Total reclaimed space: {}",
-        units::human_size(bytes as f64)
-    )?;
+    super::print_reclaimed(&mut out, bytes)?;
     Ok(ExitCode::SUCCESS)
 }
 

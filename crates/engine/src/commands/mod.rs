@@ -73,3 +73,53 @@ pub fn confirm(warning: &str) -> anyhow::Result<bool> {
     std::io::stdin().read_line(&mut line)?;
     Ok(matches!(line.trim(), "y" | "Y"))
 }
+
+/// Prints one section of a prune's report, Docker's way: `Deleted
+/// Containers:` (or Volumes) with a name per line and a blank line; nothing
+/// when nothing was deleted.
+pub fn print_deleted(
+    out: &mut impl std::io::Write,
+    what: &str,
+    names: &[String],
+) -> std::io::Result<()> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "Deleted {what}:")?;
+    for n in names {
+        writeln!(out, "{n}")?;
+    }
+    writeln!(out)
+}
+
+/// Prints the last line of a prune's report.
+pub fn print_reclaimed(out: &mut impl std::io::Write, bytes: u64) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "Total reclaimed space: {}",
+        crate::units::human_size(bytes as f64)
+    )
+}
+
+/// Runs `f` for each name, printing the name on success and errors as
+/// Docker does; exit status 1 if any failed.
+pub fn each(
+    names: &[String],
+    mut f: impl FnMut(&str) -> anyhow::Result<()>,
+) -> anyhow::Result<std::process::ExitCode> {
+    let mut failed = false;
+    for n in names {
+        match f(n) {
+            Ok(()) => println!("{n}"),
+            Err(e) => {
+                failed = true;
+                print_error(&e);
+            }
+        }
+    }
+    Ok(if failed {
+        std::process::ExitCode::from(1)
+    } else {
+        std::process::ExitCode::SUCCESS
+    })
+}

@@ -186,13 +186,7 @@ pub fn prune(root: &Path, a: SystemPruneArgs) -> Result<ExitCode> {
     }
     let (ids, mut bytes) = super::containers::prune_containers(&ctx, &a.filter)?;
     let mut out = io::stdout().lock();
-    if !ids.is_empty() {
-        writeln!(out, "Deleted Containers:")?;
-        for id in &ids {
-            writeln!(out, "{id}")?;
-        }
-        writeln!(out)?;
-    }
+    super::print_deleted(&mut out, "Containers", &ids)?;
     if a.volumes {
         let label_filters: Vec<String> = a
             .filter
@@ -202,13 +196,7 @@ pub fn prune(root: &Path, a: SystemPruneArgs) -> Result<ExitCode> {
             .collect();
         let (vols, b) = super::volumes::prune_volumes(&ctx, false, &label_filters)?;
         bytes += b;
-        if !vols.is_empty() {
-            writeln!(out, "Deleted Volumes:")?;
-            for v in &vols {
-                writeln!(out, "{v}")?;
-            }
-            writeln!(out)?;
-        }
+        super::print_deleted(&mut out, "Volumes", &vols)?;
     }
     let (removed, b) = super::images::prune_images(&ctx.store, a.all, &filters)?;
     bytes += b;
@@ -217,11 +205,7 @@ pub fn prune(root: &Path, a: SystemPruneArgs) -> Result<ExitCode> {
         super::images::print_removals(&mut out, &removed)?;
         writeln!(out)?;
     }
-    writeln!(
-        out,
-        "Total reclaimed space: {}",
-        units::human_size(bytes as f64)
-    )?;
+    super::print_reclaimed(&mut out, bytes)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -240,21 +240,7 @@ fn inspect(ctx: &Ctx, a: InspectArgs) -> Result<ExitCode> {
 }
 
 fn rm(ctx: &Ctx, a: RmArgs) -> Result<ExitCode> {
-    let mut failed = false;
-    for n in &a.volumes {
-        match ctx.remove_volume(n, a.force) {
-            Ok(()) => println!("{n}"),
-            Err(e) => {
-                failed = true;
-                super::print_error(&e);
-            }
-        }
-    }
-    Ok(if failed {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    super::each(&a.volumes, |n| ctx.remove_volume(n, a.force))
 }
 
 /// Removes unused volumes (anonymous ones only unless `all`) matching the
@@ -307,17 +293,7 @@ fn prune(ctx: &Ctx, a: PruneArgs) -> Result<ExitCode> {
     }
     let (removed, bytes) = prune_volumes(ctx, a.all, &a.filter)?;
     let mut out = io::stdout().lock();
-    if !removed.is_empty() {
-        writeln!(out, "Deleted Volumes:")?;
-        for n in &removed {
-            writeln!(out, "{n}")?;
-        }
-        writeln!(out)?;
-    }
-    writeln!(
-        out,
-        "Total reclaimed space: {}",
-        units::human_size(bytes as f64)
-    )?;
+    super::print_deleted(&mut out, "Volumes", &removed)?;
+    super::print_reclaimed(&mut out, bytes)?;
     Ok(ExitCode::SUCCESS)
 }
