@@ -242,6 +242,19 @@ pub fn cp(ctx: &Ctx, a: CpArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A path in the container as `cp` names it, made absolute (relative paths
+/// are from the container's root); `what` names the argument in the error.
+fn container_path(p: &str, what: &str) -> Result<String> {
+    if p.is_empty() {
+        bail!("{what} path must not be empty");
+    }
+    Ok(if p.starts_with('/') {
+        p.to_string()
+    } else {
+        format!("/{p}")
+    })
+}
+
 /// Container → host (or a tar on stdout for `-`).
 fn copy_out(
     ctx: &Ctx,
@@ -251,14 +264,7 @@ fn copy_out(
     archive: bool,
     follow: bool,
 ) -> Result<()> {
-    if src.is_empty() {
-        bail!("source path must not be empty");
-    }
-    let src_abs = if src.starts_with('/') {
-        src.to_string()
-    } else {
-        format!("/{src}")
-    };
+    let src_abs = container_path(src, "source")?;
     let _frozen = Frozen::new(ctx, c)?;
     let root = container_root(ctx, c)?;
     let not_found = |e: nix::errno::Errno| match e {
@@ -392,14 +398,7 @@ fn copy_in(
     archive: bool,
     follow: bool,
 ) -> Result<()> {
-    if dest.is_empty() {
-        bail!("destination path must not be empty");
-    }
-    let dest_abs = if dest.starts_with('/') {
-        dest.to_string()
-    } else {
-        format!("/{dest}")
-    };
+    let dest_abs = container_path(dest, "destination")?;
     if c.settings.host_config.readonly_rootfs {
         // Docker refuses copying into a read-only root file system.
         let in_volume = c
