@@ -17,7 +17,6 @@ pub enum Output {
     /// Standard output (`pull`, `push`).
     Stdout,
     /// Standard error (`run` and `create` pulling their image).
-    #[allow(dead_code)] // for `run` and `create` (--pull), which report on stderr
     Stderr,
 }
 
