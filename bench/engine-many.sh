@@ -88,9 +88,9 @@ cgroups = []
 for line in open("/proc/self/cgroup"):
     _, controllers, path = line.rstrip("\n").split(":", 2)
     name = controllers.replace("name=", "") or "unified"
-    parent = f"/sys/fs/cgroup/{name}{path.rstrip('/')}/capsa"
+    parent = f"/sys/fs/cgroup/{name}{path.rstrip('/')}"
     if os.path.isdir(parent):
-        cgroups += [d for d in os.listdir(parent) if d in ids]
+        cgroups += [d for d in os.listdir(parent) if d.removeprefix("capsa-") in ids]
 if cgroups:
     problems.append(f"{len(cgroups)} container cgroups left")
 state = [d for d in glob.glob("/run/capsa*/runtime/*") if os.path.basename(d) in ids]

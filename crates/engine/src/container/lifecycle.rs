@@ -260,26 +260,7 @@ pub fn delete_in_runtime(ctx: &Ctx, c: &Container) -> Result<()> {
     if held == Held::Unknown {
         remove_unrecorded_cgroups(c)?;
     }
-    remove_parent_cgroups(c);
     Ok(())
-}
-
-/// Removes the engine's own parent cgroup (`capsa`, beneath the caller's
-/// cgroup) in each hierarchy once no container is left in it. The runtime
-/// removes a parent only with the container that made it, which need not
-/// be the last one; a parent still in use stays (rmdir fails), and a create
-/// that races with this removal makes the parent again. A `--cgroup-parent`
-/// is the user's and is never removed.
-fn remove_parent_cgroups(c: &Container) {
-    if !c.settings.host_config.cgroup_parent.is_empty() {
-        return;
-    }
-    let Some(paths) = &c.settings.cgroup else {
-        return;
-    };
-    for parent in paths.dirs.values().filter_map(|d| d.parent()) {
-        let _ = std::fs::remove_dir(parent);
-    }
 }
 
 /// Removes the cgroups that a create killed before it recorded them left
@@ -287,7 +268,13 @@ fn remove_parent_cgroups(c: &Container) {
 /// directories where the engine places them, with what runs inside.
 fn remove_unrecorded_cgroups(c: &Container) -> Result<()> {
     let layout = capsa_runtime::cgroups::Layout::detect()?;
-    let mut paths = layout.place(Some(Path::new(&cgroups_path(c))), &c.id)?;
+    let mut paths = layout.place(
+        Some(Path::new(&cgroups_path(
+            &c.id,
+            &c.settings.host_config.cgroup_parent,
+        ))),
+        &c.id,
+    )?;
     paths.created = paths
         .dirs
         .values()
@@ -355,17 +342,18 @@ pub fn plan(ctx: &Ctx, c: &Container) -> Result<Plan> {
         stdin_once: c.settings.config.stdin_once,
         loopback: matches!(hc.network_mode.as_str(), "none" | ""),
         log,
-        cgroups_path: cgroups_path(c),
+        cgroups_path: cgroups_path(&c.id, &hc.cgroup_parent),
     })
 }
 
-/// The OCI cgroupsPath of a container.
-pub fn cgroups_path(c: &Container) -> String {
-    let parent = &c.settings.host_config.cgroup_parent;
-    if parent.is_empty() {
-        format!("capsa/{}", c.id)
+/// The OCI cgroupsPath of container `id`: `capsa-ID` beneath the caller's
+/// own cgroup (no shared parent, so nothing outlives the last container),
+/// or `ID` beneath a `--cgroup-parent`.
+pub fn cgroups_path(id: &str, cgroup_parent: &str) -> String {
+    if cgroup_parent.is_empty() {
+        format!("capsa-{id}")
     } else {
-        format!("{}/{}", parent.trim_end_matches('/'), c.id)
+        format!("{}/{id}", cgroup_parent.trim_end_matches('/'))
     }
 }
 

@@ -767,11 +767,7 @@ pub fn build(inp: &Input<'_>) -> Result<Value> {
         device_rules.push(device_cgroup_rule(r)?);
     }
 
-    let cgroups_path = if hc.cgroup_parent.is_empty() {
-        format!("capsa/{}", inp.id)
-    } else {
-        format!("{}/{}", hc.cgroup_parent.trim_end_matches('/'), inp.id)
-    };
+    let cgroups_path = super::lifecycle::cgroups_path(inp.id, &hc.cgroup_parent);
     let unconfined_paths = privileged
         || hc
             .security_opt

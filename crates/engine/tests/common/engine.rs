@@ -134,7 +134,8 @@ impl Engine {
             };
             for e in rd.flatten() {
                 if e.file_type().is_ok_and(|t| t.is_dir()) {
-                    if e.file_name().to_string_lossy() == id {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    if name == id || name == format!("capsa-{id}") {
                         out.push(e.path());
                     } else if d.components().count() < 9 {
                         stack.push(e.path());
