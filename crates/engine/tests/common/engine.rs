@@ -3,7 +3,7 @@
 //! [`Engine`] removes every container it made (killing what runs), then
 //! its mounts and directories, even when the test failed.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -206,20 +206,7 @@ impl Drop for Engine {
                 let _ = std::fs::remove_dir(cg);
             }
         }
-        if let Some(run) = run_dir_of(&self.store()) {
-            let _ = std::fs::remove_dir_all(run);
-        }
     }
-}
-
-/// The runtime directory capsa uses for a store root (see `ctx.rs`).
-pub fn run_dir_of(store: &Path) -> Option<PathBuf> {
-    let canon = std::fs::canonicalize(store).ok()?;
-    let digest = super::sha256(canon.as_os_str().as_encoded_bytes());
-    Some(PathBuf::from(format!(
-        "/run/capsa-{}",
-        &super::hex(&digest)[..12]
-    )))
 }
 
 /// (pid, command line) of the processes whose command line satisfies `f`.

@@ -171,7 +171,18 @@ impl Drop for Root {
         for m in self.mounts() {
             let _ = nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH);
         }
+        // The store's runtime directory in /run goes with it.
+        if let Some(run) = run_dir_of(&self.path().join("store")) {
+            let _ = std::fs::remove_dir_all(run);
+        }
     }
+}
+
+/// The runtime directory capsa uses for a store root (see `ctx.rs`).
+pub fn run_dir_of(store: &Path) -> Option<PathBuf> {
+    let canon = std::fs::canonicalize(store).ok()?;
+    let digest = sha256(canon.as_os_str().as_encoded_bytes());
+    Some(PathBuf::from(format!("/run/capsa-{}", &hex(&digest)[..12])))
 }
 
 /// A number unique within this test process.
