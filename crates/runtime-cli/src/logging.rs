@@ -11,9 +11,9 @@ use std::time::SystemTime;
 
 use anyhow::Context as _;
 use tracing::field::{Field, Visit};
-use tracing::{Event, Level, Subscriber};
-use tracing_subscriber::layer::{Context, SubscriberExt};
-use tracing_subscriber::{Layer, Registry};
+use tracing::level_filters::LevelFilter;
+use tracing::span;
+use tracing::{Event, Level, Metadata, Subscriber};
 
 /// The format of log records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -53,12 +53,12 @@ pub fn init(file: Option<&Path>, format: Format, debug: bool) -> anyhow::Result<
         format,
     };
     let max = if debug { Level::DEBUG } else { Level::WARN };
-    let layer = RecordLayer {
+    let records = Records {
         log: log.clone(),
         max,
     };
     // A second initialisation (never in the binary) would only fail to install.
-    let _ = tracing::subscriber::set_global_default(Registry::default().with(layer));
+    let _ = tracing::subscriber::set_global_default(records);
     Ok(log)
 }
 
@@ -108,7 +108,10 @@ impl Log {
     }
 }
 
-struct RecordLayer {
+/// The subscriber that turns tracing events into log records. It is all
+/// the binary needs (nothing opens spans), and far cheaper to set up at each
+/// start than tracing-subscriber's registry.
+struct Records {
     log: Log,
     max: Level,
 }
@@ -139,12 +142,29 @@ impl Visit for Fields {
     }
 }
 
-impl<S: Subscriber> Layer<S> for RecordLayer {
-    fn enabled(&self, metadata: &tracing::Metadata<'_>, _: Context<'_, S>) -> bool {
+impl Subscriber for Records {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
         *metadata.level() <= self.max
     }
 
-    fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(LevelFilter::from_level(self.max))
+    }
+
+    // Spans are not used; should a dependency open one, it is ignored.
+    fn new_span(&self, _: &span::Attributes<'_>) -> span::Id {
+        span::Id::from_u64(1)
+    }
+
+    fn record(&self, _: &span::Id, _: &span::Record<'_>) {}
+
+    fn record_follows_from(&self, _: &span::Id, _: &span::Id) {}
+
+    fn enter(&self, _: &span::Id) {}
+
+    fn exit(&self, _: &span::Id) {}
+
+    fn event(&self, event: &Event<'_>) {
         let mut fields = Fields::default();
         event.record(&mut fields);
         let level = match *event.metadata().level() {

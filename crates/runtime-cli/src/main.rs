@@ -3,8 +3,10 @@
 //! place of runc.
 
 mod commands;
+mod fast_args;
 mod logging;
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -79,10 +81,12 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    capsa_runtime::timing::start();
     // Started as the exec trampoline of a container (architectures without
     // a machine-code trampoline): exec the container's program, never return.
     capsa_runtime::trampoline::main_if_invoked();
-    let cli = Cli::parse();
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let cli = fast_args::parse(&args).unwrap_or_else(|| Cli::parse_from(args));
     if cli.version {
         println!("capsa-runtime version {}", env!("CARGO_PKG_VERSION"));
         if let Some(commit) = option_env!("CAPSA_COMMIT") {

@@ -63,6 +63,41 @@ fn missing_executable_fails_create_and_leaves_nothing() {
 }
 
 #[test]
+fn failed_runs_leave_no_pid_file_and_no_state() {
+    require_root!();
+    let rt = Runtime::new();
+    // The program cannot be executed (no format the kernel knows): the
+    // failure comes after the container was recorded and its start queued.
+    let mut b = Bundle::busybox();
+    let bad = b.rootfs().join("bin/not-a-program");
+    std::fs::write(&bad, b"\x00\x01 not a program").unwrap();
+    std::fs::set_permissions(&bad, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    b.args(&["/bin/not-a-program"]);
+    // A mount that fails in the init, after "go".
+    let mut m = Bundle::busybox();
+    m.edit(|c| {
+        c["mounts"].as_array_mut().unwrap().push(serde_json::json!({
+            "destination": "/mnt", "type": "bind", "source": "/no/such/source",
+            "options": ["rbind"]}))
+    });
+    for (bundle, want) in [(&b, "not-a-program"), (&m, "/no/such/source")] {
+        let id = rt.id("fail");
+        let pidfile = bundle.path().join("pid");
+        let err = rt.fails(&[
+            "run",
+            "--pid-file",
+            pidfile.to_str().unwrap(),
+            "--bundle",
+            &bundle.path_str(),
+            &id,
+        ]);
+        assert!(err.contains(want), "want {want:?} in: {err}");
+        assert!(!pidfile.exists(), "pid file left by: {err}");
+        assert!(!rt.root().join(&id).exists(), "state left by: {err}");
+    }
+}
+
+#[test]
 fn duplicate_id_is_refused() {
     require_root!();
     let rt = Runtime::new();

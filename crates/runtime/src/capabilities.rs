@@ -70,7 +70,7 @@ fn mask(set: Option<&HashSet<Capability>>, supported: u64) -> Result<u64> {
 pub fn supported() -> &'static [Cap] {
     static SUPPORTED: std::sync::OnceLock<Vec<Cap>> = std::sync::OnceLock::new();
     SUPPORTED.get_or_init(|| {
-        let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        let last = crate::procfs::read_text("/proc/sys/kernel/cap_last_cap")
             .ok()
             .and_then(|t| t.trim().parse::<u8>().ok());
         let mut list: Vec<Cap> = match last {

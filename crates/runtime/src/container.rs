@@ -53,6 +53,8 @@ pub struct Created {
     record: Record,
     spec: Spec,
     chan: Channel,
+    /// "Start" was sent during creation (the init execs once set up).
+    start_sent: bool,
     /// The pty master, when `run` received it itself (no console socket).
     pub pty_master: Option<OwnedFd>,
 }
@@ -78,10 +80,13 @@ pub struct Runtime {
 }
 
 /// What kind of caller creates the container.
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
     /// `create`: the init waits on the start socket after we exit.
     Create,
-    /// `run`: we start it ourselves over the set-up channel.
+    /// The caller starts it over the set-up channel when it chooses.
+    Attached,
+    /// `run`: started over the set-up channel as soon as it is set up.
     Run,
 }
 
@@ -90,6 +95,7 @@ struct Cleanup {
     child: Option<Pid>,
     cgroups: Option<Manager>,
     dir: Option<ContainerDir>,
+    pid_file: Option<PathBuf>,
     poststop: Option<(oci_spec::runtime::Hooks, Vec<u8>)>,
 }
 
@@ -106,6 +112,9 @@ impl Cleanup {
         }
         if let Some(dir) = self.dir.take() {
             let _ = dir.remove();
+        }
+        if let Some(path) = self.pid_file.take() {
+            let _ = std::fs::remove_file(path);
         }
         if let Some((hooks, state)) = self.poststop.take() {
             hooks::run_all_warn(Some(&hooks), Kind::Poststop, &state);
@@ -165,11 +174,26 @@ impl Runtime {
     /// The create half of `run`: like `create`, but the init process waits
     /// on the returned handle instead of the start socket.
     pub fn create_attached(&self, opts: &CreateOptions) -> Result<Created> {
-        self.create_inner(opts, Mode::Run)
+        self.create_inner(opts, Mode::Attached)
+    }
+
+    /// `run`: creates the container and starts it as soon as it is set up
+    /// (the start travels with the set-up, saving a round trip between the
+    /// runtime and the init); returns once the program runs, with the handle
+    /// to wait on and delete it.
+    pub fn run_attached(&self, opts: &CreateOptions) -> Result<Created> {
+        let mut created = self.create_inner(opts, Mode::Run)?;
+        if let Err(e) = self.start_attached(&mut created) {
+            let _ = self.delete(&opts.id, true);
+            if let Some(path) = &opts.pid_file {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(e);
+        }
+        Ok(created)
     }
 
     fn create_inner(&self, opts: &CreateOptions, mode: Mode) -> Result<Created> {
-        let t0 = Instant::now();
         crate::state::validate_id(&opts.id)?;
         let bundle = std::path::absolute(&opts.bundle).ctx("resolve", &opts.bundle)?;
         let (spec, raw) = spec::load(&bundle)?;
@@ -190,13 +214,13 @@ impl Runtime {
         } else {
             None
         };
-        tracing::debug!(us = t0.elapsed().as_micros() as u64, "config loaded");
+        crate::timing::stage("config loaded");
 
         let terminal = process.terminal().unwrap_or(false);
         let (console, own_console) = console::for_process(
             opts.console_socket.as_deref(),
             terminal,
-            matches!(mode, Mode::Run),
+            mode != Mode::Create,
         )?;
 
         let dir = self.root.create(&opts.id)?;
@@ -204,12 +228,14 @@ impl Runtime {
             child: None,
             cgroups: None,
             dir: None,
+            pid_file: None,
             poststop: None,
         };
         let dir_path = dir.path().to_path_buf();
         cleanup.dir = Some(dir);
         let dir_ref = cleanup.dir.as_ref().expect("just set");
         dir_ref.save_config(&raw)?;
+        crate::timing::stage("state directory made");
 
         let layout = crate::cgroups::Layout::detect()?;
         let mut cg = match &scope {
@@ -223,6 +249,7 @@ impl Runtime {
         cleanup.cgroups = Some(cg);
         created?;
         let cg = cleanup.cgroups.as_ref().expect("just set");
+        crate::timing::stage("cgroup2 directory made");
 
         let (parent_chan, child_chan) = Channel::pair()?;
         let start_listener = match mode {
@@ -230,7 +257,7 @@ impl Runtime {
                 let path = dir_path.join(crate::state::START_SOCKET);
                 Some(Channel::listen(&path)?)
             }
-            Mode::Run => None,
+            Mode::Attached | Mode::Run => None,
         };
 
         // Made here, with the host's privileges and view; the init inherits it.
@@ -242,6 +269,7 @@ impl Runtime {
         let into_cgroup = cg.clone_into_fd().map(|fd| fd.as_raw_fd());
         let flags = plan.clone_flags(cg.joined_at_clone());
         let pid_ns = plan.join.iter().find(|j| j.typ == LinuxNamespaceType::Pid);
+        crate::timing::stage("clone");
         let forked = namespaces::clone_into(pid_ns, flags, into_cgroup);
         let mut pid = match forked {
             Ok(CloneResult::Child) => {
@@ -292,11 +320,8 @@ impl Runtime {
             pid = init_pid;
             cleanup.child = Some(pid);
         }
-        tracing::debug!(
-            us = t0.elapsed().as_micros() as u64,
-            pid = pid.as_raw(),
-            "init forked"
-        );
+        tracing::debug!(pid = pid.as_raw(), "init process");
+        crate::timing::stage("init forked");
 
         if plan.creates(LinuxNamespaceType::User) {
             namespaces::write_id_maps(pid, linux)?;
@@ -313,7 +338,7 @@ impl Runtime {
         cg.create_rest(linux.resources().as_ref())?;
         let cgroup_join = cg.v1_join_files()?;
         let cg = cleanup.cgroups.as_ref().expect("set above");
-        tracing::debug!(us = t0.elapsed().as_micros() as u64, "cgroups created");
+        crate::timing::stage("cgroups created");
 
         let mut record = Record {
             oci_version: spec.version().clone(),
@@ -352,11 +377,31 @@ impl Runtime {
             // Compiled while the init sets up its root filesystem (it takes
             // the filter before its hooks run).
             let setup = crate::seccomp::Setup::prepare(cfg)?;
-            tracing::debug!(
-                us = t0.elapsed().as_micros() as u64,
-                "seccomp filter compiled"
-            );
+            crate::timing::stage("seccomp filter compiled");
             if let Err(e) = setup.send(&parent_chan) {
+                return Err(match parent_chan.recv() {
+                    Ok(Some(Msg::Error(text))) => Error::Init(text),
+                    _ => e,
+                });
+            }
+        }
+        // `run` starts the container right away: one state write, already
+        // saying running (the init is only its set-up away from its exec).
+        record.status = match mode {
+            Mode::Create => Status::Created,
+            Mode::Attached | Mode::Run => Status::Running,
+        };
+        // Without hooks to run between, `run` records the container and
+        // queues "start" while the init still sets up: it finds it when
+        // ready and execs without a round trip through us.
+        let start_early = mode == Mode::Run
+            && !hooks::any(
+                spec.hooks().as_ref(),
+                &[Kind::Prestart, Kind::CreateRuntime],
+            );
+        if start_early {
+            record_created(&record, opts.pid_file.as_deref(), &mut cleanup)?;
+            if let Err(e) = parent_chan.send(&Msg::Start) {
                 return Err(match parent_chan.recv() {
                     Ok(Some(Msg::Error(text))) => Error::Init(text),
                     _ => e,
@@ -384,42 +429,30 @@ impl Runtime {
                 }
             }
         }
-        tracing::debug!(us = t0.elapsed().as_micros() as u64, "init ready");
+        crate::timing::stage("init ready");
 
         let pty_master = match own_console {
             Some(sock) => Some(console::recv_fd(sock.as_raw_fd())?.0),
             None => None,
         };
 
-        // `run` starts the container right away: one state write, already
-        // saying running (the init is a few microseconds from its exec).
-        record.status = match mode {
-            Mode::Create => Status::Created,
-            Mode::Run => Status::Running,
-        };
-        let dir = cleanup.dir.take().expect("set above");
-        if let Err(e) = dir.save(&record) {
-            cleanup.dir = Some(dir);
-            return Err(e);
+        if !start_early {
+            record_created(&record, opts.pid_file.as_deref(), &mut cleanup)?;
         }
-        if let Some(pid_file) = &opts.pid_file
-            && let Err(e) = write_pid_file(pid_file, pid)
-        {
-            cleanup.dir = Some(dir);
-            return Err(e);
-        }
-        if matches!(mode, Mode::Create) {
+        if mode == Mode::Create {
             parent_chan.send(&Msg::Detached)?;
         }
         cleanup.child = None;
         cleanup.cgroups = None;
+        cleanup.pid_file = None;
         cleanup.poststop = None;
-        tracing::debug!(us = t0.elapsed().as_micros() as u64, "created");
-        drop(dir);
+        crate::timing::stage("created");
+        drop(cleanup.dir.take());
         Ok(Created {
             record,
             spec,
             chan: parent_chan,
+            start_sent: start_early,
             pty_master,
         })
     }
@@ -427,7 +460,10 @@ impl Runtime {
     /// Starts a container made by [`Runtime::create_attached`]: the init
     /// process execs; returns once it has (or reports why it could not).
     pub fn start_attached(&self, created: &mut Created) -> Result<()> {
-        created.chan.send(&Msg::Start)?;
+        if !created.start_sent {
+            created.chan.send(&Msg::Start)?;
+            created.start_sent = true;
+        }
         let process = created.spec.process().as_ref();
         if let Err(e) = created
             .chan
@@ -716,6 +752,17 @@ fn wait_gone(record: &Record, timeout: Duration) -> Result<()> {
 }
 
 /// Writes the pid file atomically, as runc does.
+/// Writes a new container's state.json and its pid file (which `cleanup`
+/// then removes should the creation fail).
+fn record_created(record: &Record, pid_file: Option<&Path>, cleanup: &mut Cleanup) -> Result<()> {
+    cleanup.dir.as_ref().expect("made first").save(record)?;
+    if let Some(path) = pid_file {
+        write_pid_file(path, Pid::from_raw(record.pid))?;
+        cleanup.pid_file = Some(path.to_path_buf());
+    }
+    Ok(())
+}
+
 pub(crate) fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {
     let path = std::path::absolute(path).ctx("resolve", path)?;
     write_atomic(&path, pid.to_string().as_bytes(), 0o644)

@@ -75,6 +75,7 @@ pub(crate) fn failure_text(outcome: std::thread::Result<Result<Infallible>>) -> 
 }
 
 fn setup(init: &mut Init<'_>) -> Result<Infallible> {
+    crate::timing::stage("init: running");
     if init.plan.joins(LinuxNamespaceType::User) {
         create_in_joined_user_ns(init)?;
     }
@@ -96,6 +97,7 @@ fn setup(init: &mut Init<'_>) -> Result<Infallible> {
     if !init.plan.joins(LinuxNamespaceType::User) {
         namespaces::unshare_ns(init.plan.unshare_flags())?;
     }
+    crate::timing::stage("init: namespaces made");
 
     let plan = init.plan;
     let ctx = RootfsContext {
@@ -120,6 +122,7 @@ fn setup(init: &mut Init<'_>) -> Result<Infallible> {
         }
     }
 
+    crate::timing::stage("init: waiting for go");
     let state = match init.chan.recv_with_fds()? {
         (Some(Msg::Go(state)), cgroup_join) => {
             if maps_by_user {
@@ -128,6 +131,7 @@ fn setup(init: &mut Init<'_>) -> Result<Infallible> {
             // Into the v1 cgroups (the runtime opened their files) before the
             // cgroup namespace is made and anything of the container runs.
             crate::cgroups::join_self(&cgroup_join)?;
+            crate::timing::stage("init: cgroups joined");
             state
         }
         (Some(Msg::Error(e)), _) => return Err(Error::Init(e)),
@@ -202,6 +206,7 @@ fn setup(init: &mut Init<'_>) -> Result<Infallible> {
     // state: clear the death signal first. Should it die before recording,
     // the channel ends without "detached" and we exit rather than linger.
     nix::sys::prctl::set_pdeathsig(None).sys("prctl", "PR_SET_PDEATHSIG")?;
+    crate::timing::stage("init: ready");
     init.chan.send(&Msg::Ready)?;
     match init.start_listener.take() {
         None => init.chan.expect(Msg::Start)?,
@@ -361,7 +366,7 @@ fn apply_sysctls(linux: &Linux) -> Result<()> {
 
 /// Whether setgroups(2) is allowed in the current user namespace.
 pub(crate) fn setgroups_allowed() -> bool {
-    std::fs::read_to_string("/proc/self/setgroups")
+    crate::procfs::read_text("/proc/self/setgroups")
         .map(|s| s.trim() == "allow")
         .unwrap_or(true)
 }

@@ -346,6 +346,7 @@ pub fn finalize_and_exec(
         .flatten()
         .map(|e| cstring(OsStr::new(e)))
         .collect::<Result<_>>()?;
+    crate::timing::stage("init: exec");
     Err(trampoline.exec(report, &path, &args, &env, by_path))
 }
 

@@ -1,6 +1,24 @@
 //! Small readers of /proc and of the host's user database.
 
-use std::path::PathBuf;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Reads a file of /proc, /sys or a cgroup file system whole. Such files
+/// report no size, so std's reader starts with 32-byte reads and doubles
+/// them: a system call each, and the kernel formats the text again for
+/// each. One read into a page-sized buffer gets all of a small file.
+pub fn read_text(path: impl AsRef<Path>) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut text = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        match file.read(&mut chunk)? {
+            0 => break,
+            n => text.extend_from_slice(&chunk[..n]),
+        }
+    }
+    String::from_utf8(text).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
 
 /// The fields of `/proc/PID/stat` the runtime needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,7 +50,7 @@ pub fn parse_stat(text: &str) -> Option<Stat> {
 
 /// Reads `/proc/PID/stat`; `None` if the process does not exist.
 pub fn stat(pid: i32) -> Option<Stat> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let text = read_text(format!("/proc/{pid}/stat")).ok()?;
     parse_stat(&text)
 }
 

@@ -25,24 +25,24 @@ pub struct IdArg {
 pub struct CreateFlags {
     /// Path to the bundle (the directory holding config.json)
     #[arg(short, long, value_name = "DIR", default_value = ".")]
-    bundle: PathBuf,
+    pub(crate) bundle: PathBuf,
     /// File to write the container process's pid to
     #[arg(long, value_name = "FILE")]
-    pid_file: Option<PathBuf>,
+    pub(crate) pid_file: Option<PathBuf>,
     /// Unix socket that receives the pty master when process.terminal is set
     #[arg(long, value_name = "SOCKET")]
-    console_socket: Option<PathBuf>,
+    pub(crate) console_socket: Option<PathBuf>,
     /// Use MS_MOVE and chroot instead of pivot_root (for ramdisk roots)
     #[arg(long)]
-    no_pivot: bool,
+    pub(crate) no_pivot: bool,
     /// Do not create a new session keyring for the container
     #[arg(long)]
-    no_new_keyring: bool,
+    pub(crate) no_new_keyring: bool,
     /// Pass N more descriptors (3, 4, ...) to the container's process
     #[arg(long, value_name = "N", default_value_t = 0)]
-    preserve_fds: u32,
+    pub(crate) preserve_fds: u32,
     /// The container's id
-    id: String,
+    pub(crate) id: String,
 }
 
 impl CreateFlags {
@@ -63,23 +63,23 @@ impl CreateFlags {
 #[derive(clap::Args, Debug)]
 pub struct CreateArgs {
     #[command(flatten)]
-    flags: CreateFlags,
+    pub(crate) flags: CreateFlags,
 }
 
 /// Arguments of `run`.
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
     #[command(flatten)]
-    flags: CreateFlags,
+    pub(crate) flags: CreateFlags,
     /// Return once the container has started instead of waiting for it
     #[arg(short, long)]
-    detach: bool,
+    pub(crate) detach: bool,
     /// Keep the container's state after it exits (default: delete it)
     #[arg(long)]
-    keep: bool,
+    pub(crate) keep: bool,
     /// Do not make this process a subreaper for the container's orphans
     #[arg(long)]
-    no_subreaper: bool,
+    pub(crate) no_subreaper: bool,
 }
 
 /// Arguments of `list`.
@@ -98,12 +98,12 @@ pub struct ListArgs {
 pub struct KillArgs {
     /// Send the signal to every process in the container
     #[arg(short, long)]
-    all: bool,
+    pub(crate) all: bool,
     /// The container's id
-    id: String,
+    pub(crate) id: String,
     /// The signal, by name (KILL, SIGKILL) or number
     #[arg(default_value = "SIGTERM")]
-    signal: String,
+    pub(crate) signal: String,
 }
 
 /// Arguments of `delete`.
@@ -111,9 +111,9 @@ pub struct KillArgs {
 pub struct DeleteArgs {
     /// Kill the container first if it is still running
     #[arg(short, long)]
-    force: bool,
+    pub(crate) force: bool,
     /// The container's id
-    id: String,
+    pub(crate) id: String,
 }
 
 /// `create`.
@@ -131,6 +131,7 @@ pub fn start(ctx: &Context, args: IdArg) -> anyhow::Result<u8> {
 /// `run`: create and start; unless detached, forward signals to the
 /// container, wait for it, delete it (unless `--keep`) and return its status.
 pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<u8> {
+    capsa_runtime::timing::stage("arguments parsed");
     let rt = ctx.runtime()?;
     if args.detach && args.flags.console_socket.is_none() {
         // A detached container with a terminal needs someone to hold the pty.
@@ -148,26 +149,22 @@ pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<u8> {
     if !args.detach && !args.no_subreaper {
         let _ = nix::sys::prctl::set_child_subreaper(true);
     }
-    let mut created = rt.create_attached(&args.flags.options())?;
+    let mut created = rt.run_attached(&args.flags.options())?;
     let pid = created.pid();
     let id = created.id().to_string();
     let pty = created.pty_master.take();
-    if let Err(e) = rt.start_attached(&mut created) {
-        let _ = rt.delete(&id, true);
-        return Err(e.into());
-    }
-    tracing::debug!("started");
+    capsa_runtime::timing::stage("started");
     if args.detach {
         return Ok(0);
     }
     let status = attach(pid, pty, &forwarded);
-    tracing::debug!("exited");
+    capsa_runtime::timing::stage("exited");
     if !args.keep
         && let Err(e) = rt.delete_exited(created)
     {
         tracing::warn!("deleting {id}: {e}");
     }
-    tracing::debug!("deleted");
+    capsa_runtime::timing::stage("deleted");
     Ok(status? as u8)
 }
 

@@ -168,12 +168,12 @@ fn write_error(dir: &Path, name: &str, value: &str, field: &str, e: std::io::Err
 /// Reads file `name` of cgroup directory `dir`.
 pub(crate) fn read_file(dir: &Path, name: &str) -> Result<String> {
     let path = dir.join(name);
-    std::fs::read_to_string(&path).map_err(|e| Error::io("read", path, e))
+    crate::procfs::read_text(&path).map_err(|e| Error::io("read", path, e))
 }
 
 /// Reads file `name` of `dir`; `None` if it (or `dir`) does not exist.
 pub(crate) fn read_opt(dir: &Path, name: &str) -> Result<Option<String>> {
-    match std::fs::read_to_string(dir.join(name)) {
+    match crate::procfs::read_text(dir.join(name)) {
         Ok(s) => Ok(Some(s)),
         Err(e) if e.kind() == ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENODEV) => {
             Ok(None)

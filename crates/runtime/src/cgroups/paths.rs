@@ -110,7 +110,7 @@ pub fn unescape_mountinfo(s: &str) -> String {
 /// The cgroup hierarchies mounted on this host (from /proc/self/mountinfo).
 pub fn host_hierarchies() -> Result<Vec<Hierarchy>> {
     let text =
-        std::fs::read_to_string("/proc/self/mountinfo").ctx("read", "/proc/self/mountinfo")?;
+        crate::procfs::read_text("/proc/self/mountinfo").ctx("read", "/proc/self/mountinfo")?;
     Ok(parse_hierarchies(&text))
 }
 
@@ -150,7 +150,7 @@ pub struct Layout {
 impl Layout {
     /// Reads /proc/self/mountinfo and /proc/self/cgroup.
     pub fn detect() -> Result<Layout> {
-        let own = std::fs::read_to_string("/proc/self/cgroup").ctx("read", "/proc/self/cgroup")?;
+        let own = crate::procfs::read_text("/proc/self/cgroup").ctx("read", "/proc/self/cgroup")?;
         Ok(Layout {
             hierarchies: host_hierarchies()?,
             own: parse_proc_cgroup(&own),

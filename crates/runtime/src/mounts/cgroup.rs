@@ -58,7 +58,7 @@ pub(super) fn dir_in(h: &Hierarchy, cgroup: Option<&PathBuf>) -> PathBuf {
 /// The container's cgroup directories when they were not known before the
 /// init was forked: the cgroups this process is in now.
 fn own_cgroups(hierarchies: &[Hierarchy]) -> Result<BTreeMap<String, PathBuf>> {
-    let text = std::fs::read_to_string("/proc/self/cgroup")
+    let text = crate::procfs::read_text("/proc/self/cgroup")
         .map_err(|e| Error::io("read", "/proc/self/cgroup", e))?;
     let own = crate::cgroups::parse_proc_cgroup(&text);
     Ok(hierarchies

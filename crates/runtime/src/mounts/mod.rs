@@ -27,7 +27,6 @@ mod safe;
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, open};
@@ -217,14 +216,12 @@ pub struct RootfsSetup {
     /// Index of the next config mount to make.
     next: usize,
     saved_umask: Mode,
-    t0: Instant,
 }
 
 /// Starts the root filesystem set-up: root propagation and the rootfs as a
 /// mount point of its own. `None` when the container has no mount namespace
 /// (nothing is mounted then).
 pub fn begin_rootfs(ctx: &RootfsContext<'_>) -> Result<Option<RootfsSetup>> {
-    let t0 = Instant::now();
     if !ctx.new_mount_ns {
         refuse_without_mount_ns(ctx.spec)?;
         return Ok(None);
@@ -262,7 +259,6 @@ pub fn begin_rootfs(ctx: &RootfsContext<'_>) -> Result<Option<RootfsSetup>> {
         prepared: Prepared::default(),
         next: 0,
         saved_umask,
-        t0,
     }))
 }
 
@@ -289,7 +285,7 @@ impl RootfsSetup {
         }
         devices::setup(&self.root, ctx.spec, ctx.user_ns, dev_bind_mount(mounts))?;
         umask(self.saved_umask);
-        tracing::debug!(us = self.t0.elapsed().as_micros() as u64, "rootfs prepared");
+        crate::timing::stage("rootfs prepared");
         Ok(self.prepared)
     }
 }
@@ -328,7 +324,7 @@ fn lexical(path: &Path) -> PathBuf {
 /// Makes the mount that holds `rootfs` private (needed with shared root
 /// propagation, as runc does).
 fn make_parent_private(rootfs: &Path) -> Result<()> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo")
+    let text = crate::procfs::read_text("/proc/self/mountinfo")
         .map_err(|e| Error::io("read", "/proc/self/mountinfo", e))?;
     let parent = text
         .lines()
@@ -647,7 +643,6 @@ fn remount(root: &Root, m: &Mount, opts: &Options, bind: bool, what: &str) -> Re
 /// Makes the rootfs the process's root: pivot_root, or (with `no_pivot`)
 /// MS_MOVE of the rootfs over `/` followed by chroot.
 pub fn enter_rootfs(rootfs: &Path, no_pivot: bool) -> Result<()> {
-    let t0 = Instant::now();
     if no_pivot {
         chdir(rootfs).sys("chdir", rootfs.display())?;
         mount(
@@ -660,10 +655,7 @@ pub fn enter_rootfs(rootfs: &Path, no_pivot: bool) -> Result<()> {
         .sys("mount", format!("move {} to /", rootfs.display()))?;
         chroot(".").sys("chroot", rootfs.display())?;
         chdir("/").sys("chdir", "/")?;
-        tracing::debug!(
-            us = t0.elapsed().as_micros() as u64,
-            "rootfs entered (no pivot)"
-        );
+        crate::timing::stage("rootfs entered (no pivot)");
         return Ok(());
     }
     let flags = OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC;
@@ -685,7 +677,7 @@ pub fn enter_rootfs(rootfs: &Path, no_pivot: bool) -> Result<()> {
     .sys("mount", "old root (rslave)")?;
     umount2(".", MntFlags::MNT_DETACH).sys("umount2", "old root")?;
     chdir("/").sys("chdir", "/")?;
-    tracing::debug!(us = t0.elapsed().as_micros() as u64, "rootfs entered");
+    crate::timing::stage("rootfs entered");
     Ok(())
 }
 
@@ -694,7 +686,6 @@ pub fn enter_rootfs(rootfs: &Path, no_pivot: bool) -> Result<()> {
 /// `root.readonly` is set, then
 /// `linux.readonlyPaths` and `linux.maskedPaths` (in runc's order).
 pub fn finish_rootfs(spec: &Spec, prepared: &Prepared) -> Result<()> {
-    let t0 = Instant::now();
     let root = Root::open(Path::new("/"))?;
     // As runc, the working directory is made if missing (before the root
     // may become read-only).
@@ -724,7 +715,7 @@ pub fn finish_rootfs(spec: &Spec, prepared: &Prepared) -> Result<()> {
         masks::readonly_paths(&root, linux.readonly_paths().as_deref().unwrap_or_default())?;
         masks::masked_paths(&root, linux.masked_paths().as_deref().unwrap_or_default())?;
     }
-    tracing::debug!(us = t0.elapsed().as_micros() as u64, "rootfs finished");
+    crate::timing::stage("rootfs finished");
     Ok(())
 }
 
