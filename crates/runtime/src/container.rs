@@ -262,7 +262,8 @@ impl Runtime {
 
         // Made here, with the host's privileges and view; the init inherits it.
         let dirs = scope.is_none().then(|| cg.all_dirs());
-        let rootfs_host = crate::mounts::prepare_on_host(&spec, &bundle, &layout, dirs.as_ref())?;
+        let rootfs_host =
+            crate::mounts::prepare_on_host(&spec, &bundle, &layout, dirs.as_ref(), &plan)?;
         // The init is born in its cgroup2 cgroup (CLONE_INTO_CGROUP) and
         // joins the v1 hierarchies itself, which is far cheaper than being
         // moved (see Manager::v1_join_files).
@@ -301,7 +302,6 @@ impl Runtime {
             Err(e) => return Err(e),
         };
         cleanup.child = Some(pid);
-        drop(rootfs_host);
         drop(child_chan);
         drop(start_listener);
         drop(console);
@@ -337,6 +337,13 @@ impl Runtime {
         }
         cg.create_rest(linux.resources().as_ref())?;
         let cgroup_join = cg.v1_join_files()?;
+        // Made here while the init creates its namespaces, sent after "go".
+        let sends_trees = rootfs_host.sends_cgroup_trees;
+        let cgroup_trees = match sends_trees {
+            true => crate::mounts::cgroup_trees(&spec, &rootfs_host)?,
+            false => Vec::new(),
+        };
+        drop(rootfs_host);
         let cg = cleanup.cgroups.as_ref().expect("set above");
         crate::timing::stage("cgroups created");
 
@@ -360,10 +367,14 @@ impl Runtime {
             // From here on a failure runs the poststop hooks (lifecycle step 12).
             cleanup.poststop = Some((h.clone(), state_json.clone()));
         }
-        let go = parent_chan.send_with_fds(
+        let mut go = parent_chan.send_with_fds(
             &Msg::Go(String::from_utf8_lossy(&state_json).into_owned()),
             &cgroup_join,
         );
+        if go.is_ok() && sends_trees {
+            go = parent_chan.send_with_fds(&Msg::CgroupTrees, &cgroup_trees);
+        }
+        drop(cgroup_trees);
         if let Err(e) = go {
             // The init may have failed before it wanted "go": its reason is
             // worth more than the broken pipe.

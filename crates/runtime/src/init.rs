@@ -108,6 +108,7 @@ fn setup(init: &mut Init<'_>) -> Result<Infallible> {
         user_ns: plan.has(LinuxNamespaceType::User),
         cgroup_ns: plan.has(LinuxNamespaceType::Cgroup),
         host: init.rootfs_host,
+        cgroup_trees: Default::default(),
     };
     // Without a user namespace nothing of the set-up waits for the runtime's
     // uid maps: do all that does not need the cgroups now, while the runtime
@@ -132,6 +133,17 @@ fn setup(init: &mut Init<'_>) -> Result<Infallible> {
             // cgroup namespace is made and anything of the container runs.
             crate::cgroups::join_self(&cgroup_join)?;
             crate::timing::stage("init: cgroups joined");
+            if init.rootfs_host.sends_cgroup_trees {
+                match init.chan.recv_with_fds()? {
+                    (Some(Msg::CgroupTrees), trees) => *ctx.cgroup_trees.borrow_mut() = trees,
+                    (Some(Msg::Error(e)), _) => return Err(Error::Init(e)),
+                    (other, _) => {
+                        return Err(Error::Init(format!(
+                            "expected the cgroup mounts, got {other:?}"
+                        )));
+                    }
+                }
+            }
             state
         }
         (Some(Msg::Error(e)), _) => return Err(Error::Init(e)),

@@ -18,6 +18,10 @@ pub enum Msg {
     /// Runtime → init: uid/gid maps are written and the process is in its
     /// cgroups; go on. Carries the state JSON that hooks receive.
     Go(String),
+    /// Runtime → init, right after [`Msg::Go`] when the rootfs set-up
+    /// expects it ([`crate::mounts::HostPrep::sends_cgroup_trees`]): the
+    /// container's cgroup directories as detached bind mounts, attached.
+    CgroupTrees,
     /// Init → runtime: namespaces and mounts exist; run prestart and createRuntime hooks.
     RunHooks,
     /// Runtime → init: the hooks succeeded.
@@ -46,6 +50,7 @@ pub enum Msg {
 impl Msg {
     fn encode(&self) -> Vec<u8> {
         match self {
+            Msg::CgroupTrees => b"M".to_vec(),
             Msg::RunHooks => b"H".to_vec(),
             Msg::HooksDone => b"h".to_vec(),
             Msg::Ready => b"R".to_vec(),
@@ -71,6 +76,7 @@ impl Msg {
     fn decode(bytes: &[u8]) -> Result<Msg> {
         Ok(match bytes.first() {
             Some(b'G') => Msg::Go(String::from_utf8_lossy(&bytes[1..]).into_owned()),
+            Some(b'M') => Msg::CgroupTrees,
             Some(b'H') => Msg::RunHooks,
             Some(b'h') => Msg::HooksDone,
             Some(b'R') => Msg::Ready,

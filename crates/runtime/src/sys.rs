@@ -4,7 +4,7 @@
 //! one small function per system call.
 
 use std::ffi::CStr;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
 use nix::unistd::Pid;
@@ -210,6 +210,35 @@ pub fn write_raw(fd: RawFd, buf: &[u8]) -> Result<usize, Errno> {
     // descriptor yields EBADF.
     let ret = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
     Errno::result(ret).map(|n| n as usize)
+}
+
+/// Opens /dev/null on each of descriptors 0, 1 and 2 that is not open, so
+/// that no file opened later becomes a standard stream by accident (what
+/// Rust's usual start-up does for a program).
+pub fn open_missing_stdio() {
+    for fd in 0..3 {
+        // SAFETY: F_GETFD only reads a flag of the descriptor; a descriptor
+        // that is not open yields EBADF.
+        let closed =
+            unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 && Errno::last() == Errno::EBADF;
+        if closed
+            && let Ok(null) = nix::fcntl::open(
+                "/dev/null",
+                nix::fcntl::OFlag::O_RDWR,
+                nix::sys::stat::Mode::empty(),
+            )
+        {
+            // The lowest free descriptor is `fd` itself: it stays open.
+            let _ = null.into_raw_fd();
+        }
+    }
+}
+
+/// Ignores `sig` (SIG_IGN).
+pub fn ignore_signal(sig: nix::sys::signal::Signal) {
+    // SAFETY: ignoring a signal involves no handler code; the previous
+    // disposition is discarded.
+    let _ = unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigIgn) };
 }
 
 /// Restores the default disposition of `sig`.

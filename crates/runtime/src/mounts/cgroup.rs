@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -23,7 +23,7 @@ use nix::unistd::symlinkat;
 use super::bind::{attach_bind, bind_tree};
 use super::options::{Depth, Options};
 use super::safe::{Leaf, Root, fd_path};
-use super::{RootfsContext, propagate, set_attr};
+use super::{HostPrep, RootfsContext, propagate, set_attr};
 use crate::cgroups::Hierarchy;
 use crate::error::{Error, Result};
 use crate::sys::MountAttr;
@@ -67,6 +67,44 @@ fn own_cgroups(hierarchies: &[Hierarchy]) -> Result<BTreeMap<String, PathBuf>> {
         .collect())
 }
 
+/// The hierarchies a `cgroup` mount shows without a cgroup namespace, in
+/// the order it binds them: the one hierarchy of a pure v2 host, else each
+/// hierarchy by the name of its mount point.
+fn shown(hierarchies: &[Hierarchy]) -> impl Iterator<Item = &Hierarchy> {
+    let pure_v2 = matches!(hierarchies, [h] if h.version == 2);
+    hierarchies
+        .iter()
+        .filter(move |h| pure_v2 || h.mount_point.file_name().is_some())
+}
+
+/// The options every bind of a `cgroup` mount gets.
+fn bind_options(opts: &Options) -> Options {
+    Options {
+        flags: opts.flags | CGROUP_FLAGS,
+        ..Options::default()
+    }
+}
+
+/// Detached bind mounts of the container's cgroup directory in each
+/// hierarchy a `cgroup` mount with `opts` shows, in [`shown`] order.
+pub(super) fn trees(opts: &Options, host: &HostPrep, what: &str) -> Result<Vec<OwnedFd>> {
+    let Some(own) = &host.cgroup_dirs else {
+        return Ok(Vec::new());
+    };
+    let bind_opts = bind_options(opts);
+    shown(&host.hierarchies)
+        .map(|h| {
+            bind_tree(
+                &own_dir(h, own, what)?,
+                &bind_opts,
+                Depth::Single,
+                None,
+                what,
+            )
+        })
+        .collect()
+}
+
 /// Mounts the container's cgroups at `dest`.
 pub(super) fn mount(
     root: &Root,
@@ -95,9 +133,18 @@ pub(super) fn mount(
         }
     };
     let flags = opts.flags | CGROUP_FLAGS;
-    let bind_opts = Options {
-        flags,
-        ..Options::default()
+    let bind_opts = bind_options(opts);
+    // The runtime's prepared binds, in `shown` order; made here if absent.
+    let mut prepared = ctx.cgroup_trees.take().into_iter();
+    let mut tree_of = |h: &Hierarchy, what: &str| match prepared.next() {
+        Some(tree) => Ok(tree),
+        None => bind_tree(
+            &own_dir(h, own, what)?,
+            &bind_opts,
+            Depth::Single,
+            None,
+            what,
+        ),
     };
 
     if let [h] = hierarchies.as_slice()
@@ -108,13 +155,7 @@ pub(super) fn mount(
             let target = root.lookup_or_create(dest, Leaf::Dir, what)?;
             mount_cgroupfs(&target, "cgroup2", "cgroup2", None, flags, what)?;
         } else {
-            let tree = bind_tree(
-                &own_dir(h, own, what)?,
-                &bind_opts,
-                Depth::Single,
-                None,
-                what,
-            )?;
+            let tree = tree_of(h, what)?;
             attach_bind(root, tree.as_fd(), dest, &bind_opts, ctx.rootfs, what)?;
         }
         return finish(root, dest, opts, false, what);
@@ -145,7 +186,7 @@ pub(super) fn mount(
     let dir = root
         .lookup(dest)
         .map_err(|e| Error::sys("openat2", format!("{what} (after mounting)"), e))?;
-    for h in hierarchies {
+    for h in shown(hierarchies) {
         let Some(name) = h.mount_point.file_name() else {
             continue;
         };
@@ -160,16 +201,16 @@ pub(super) fn mount(
             }
         }
         let sub_what = format!("{what}/{}", name.display());
-        let sub = Path::new(dest).join(name);
+        // In the tmpfs just made: nothing there can be a symlink, and no
+        // other mount.
+        let sub_fd = nix::fcntl::openat(
+            &dir,
+            name,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::sys("openat", &sub_what, e))?;
         if ctx.cgroup_ns {
-            // In the tmpfs just made: nothing there can be a symlink.
-            let sub_fd = nix::fcntl::openat(
-                &dir,
-                name,
-                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(|e| Error::sys("openat", &sub_what, e))?;
             if h.version == 2 {
                 mount_cgroupfs(&sub_fd, "cgroup2", "cgroup2", None, flags, &sub_what)?;
             } else {
@@ -178,9 +219,9 @@ pub(super) fn mount(
                 mount_cgroupfs(&sub_fd, source, "cgroup", Some(&h.name), flags, &sub_what)?;
             }
         } else {
-            let source = own_dir(h, own, &sub_what)?;
-            let tree = bind_tree(&source, &bind_opts, Depth::Single, None, &sub_what)?;
-            attach_bind(root, tree.as_fd(), &sub, &bind_opts, ctx.rootfs, &sub_what)?;
+            let tree = tree_of(h, &sub_what)?;
+            crate::sys::move_mount(tree.as_fd(), sub_fd.as_fd())
+                .map_err(|e| Error::sys("move_mount", &sub_what, e))?;
         }
         // Co-mounted controllers: `cpu -> cpu,cpuacct`, `cpuacct -> cpu,cpuacct`.
         let text = name.to_string_lossy();

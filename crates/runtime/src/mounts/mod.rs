@@ -64,6 +64,9 @@ pub struct RootfsContext<'a> {
     pub cgroup_ns: bool,
     /// What the runtime prepared before the init process was forked.
     pub host: &'a HostPrep,
+    /// The detached bind mounts of the container's cgroup directories the
+    /// runtime sent ([`cgroup_trees`]); the first `cgroup` mount takes them.
+    pub cgroup_trees: std::cell::RefCell<Vec<OwnedFd>>,
 }
 
 /// What the runtime prepares for the rootfs set-up before it forks the
@@ -80,6 +83,11 @@ pub struct HostPrep {
     /// the cgroups are made after the init is forked (systemd places it),
     /// and the init reads them from /proc/self/cgroup.
     cgroup_dirs: Option<BTreeMap<String, PathBuf>>,
+    /// Whether the runtime sends the init the container's cgroup
+    /// directories as detached bind mounts for its `cgroup` mount
+    /// ([`cgroup_trees`], [`crate::sync::Msg::CgroupTrees`]) right after
+    /// "go": made with the runtime's time, off the init's path.
+    pub sends_cgroup_trees: bool,
 }
 
 /// Prepares, in the runtime and with the host's view, what the init's rootfs
@@ -93,7 +101,9 @@ pub fn prepare_on_host(
     bundle: &Path,
     layout: &crate::cgroups::Layout,
     cgroups: Option<&BTreeMap<String, PathBuf>>,
+    plan: &crate::namespaces::Plan,
 ) -> Result<HostPrep> {
+    use oci_spec::runtime::LinuxNamespaceType::{Cgroup, User};
     let needs_cgroups = spec
         .mounts()
         .iter()
@@ -117,6 +127,13 @@ pub fn prepare_on_host(
         None => None,
     };
     Ok(HostPrep {
+        // Only a runtime that may clone mounts, for an init that may attach
+        // them in its mount namespace without a user namespace between.
+        sends_cgroup_trees: needs_cgroups
+            && !plan.has(Cgroup)
+            && !plan.has(User)
+            && cgroups.is_some()
+            && nix::unistd::geteuid().is_root(),
         idmapped: idmap::prepare(spec, bundle)?,
         hierarchies: if needs_cgroups {
             layout.hierarchies.clone()
@@ -125,6 +142,31 @@ pub fn prepare_on_host(
         },
         cgroup_dirs,
     })
+}
+
+/// The detached bind mounts of the container's cgroup directories that its
+/// first `cgroup` mount attaches ([`HostPrep::sends_cgroup_trees`]), made
+/// by the runtime while the init sets up; empty when that mount's options
+/// are wrong (the init then reports them).
+pub fn cgroup_trees(spec: &Spec, host: &HostPrep) -> Result<Vec<OwnedFd>> {
+    let found = spec
+        .mounts()
+        .iter()
+        .flatten()
+        .enumerate()
+        .find(|(_, m)| m.typ().as_deref() == Some("cgroup") && !is_bind(m));
+    let Some((i, m)) = found else {
+        return Ok(Vec::new());
+    };
+    let opts = Options::parse(m.options().as_deref().unwrap_or_default());
+    if opts.remount || !opts.data.is_empty() {
+        return Ok(Vec::new());
+    }
+    cgroup::trees(
+        &opts,
+        host,
+        &format!("mounts[{i}] {}", m.destination().display()),
+    )
 }
 
 /// What [`prepare_rootfs`] leaves for [`finish_rootfs`]: tmpfs mounts asked
