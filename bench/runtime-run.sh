@@ -21,12 +21,35 @@ c["linux"]["namespaces"] = [{"type": t} for t in ("pid", "network", "ipc", "uts"
 c["linux"]["cgroupsPath"] = "capsa-bench"
 '
 runs=${RUNS:-300}
-echo "== capsa-runtime stage timings (--debug) =="
-"$CAPSA_BIN/capsa-runtime" --debug --root "$croot" run --bundle "$work" stages 2>&1 | grep -E 'us=' || true
+# Let the write-back of the build and the bundle finish before timing.
+sync
+sleep 2
+capsa="$CAPSA_BIN/capsa-runtime --root $croot run --bundle $work bench"
+runc="runc --root $rroot run --bundle $work bench"
+floor="unshare -pf -m -i -u -n --mount-proc chroot $work/rootfs /bin/true"
+echo "== capsa-runtime stage timings (--debug; µs since the command started) =="
+# Into a file: a pipe's reader would compete for the CPUs being timed.
+"$CAPSA_BIN/capsa-runtime" --debug --root "$croot" run --bundle "$work" stages 2>"$work/stages.log"
+grep -E 'us=' "$work/stages.log" || true
 echo
-echo "== whole container life: $runs runs each =="
+echo "== whole container life: $runs runs each, one command after the other (hyperfine) =="
 hyperfine -N --warmup 20 --runs "$runs" --export-json "$work/result.json" \
-    -n capsa-runtime "$CAPSA_BIN/capsa-runtime --root $croot run --bundle $work bench" \
-    -n runc "runc --root $rroot run --bundle $work bench" \
-    -n kernel-floor "unshare -pf -m -i -u -n --mount-proc chroot $work/rootfs /bin/true" >/dev/null
+    -n capsa-runtime "$capsa" -n runc "$runc" -n kernel-floor "$floor" >/dev/null
 print_ratios "$work/result.json"
+echo
+# Back to back, each container's deferred kernel work (cgroup and network
+# namespace teardown in kernel workers) falls on the next run of the same
+# command, and the machine's state drifts between hyperfine's blocks of
+# runs; alternating the commands spreads both evenly over all three.
+echo "== whole container life: $runs runs each, interleaved =="
+python3 bench/interleave.py --json "$work/interleaved.json" "$runs" \
+    "capsa-runtime=$capsa" "runc=$runc" "kernel-floor=$floor"
+python3 - "$work/interleaved.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+c, runc, floor = r["capsa-runtime"], r["runc"], r["kernel-floor"]
+print()
+for key, label in (("median_ms", "median"), ("mean_ms", "mean")):
+    print(f"{label}: capsa-runtime takes {c[key] / runc[key]:.3f} of runc's time "
+          f"({runc[key] / c[key]:.2f}x faster) and {c[key] / floor[key]:.3f}x the kernel floor's")
+PY

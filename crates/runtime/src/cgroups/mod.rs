@@ -193,8 +193,24 @@ pub(crate) fn read_u64(dir: &Path, name: &str) -> Result<u64> {
 /// the values that must read back unchanged.
 pub(crate) fn execute(dir: &Path, writes: &[Write]) -> Result<()> {
     let mut deferred = Vec::new();
+    // Consecutive writes to one file (the device rules) share one open.
+    let mut open: Option<(&str, std::fs::File)> = None;
     for w in writes {
-        match write_raw(dir, &w.file, &w.value) {
+        let written = match &mut open {
+            Some((name, file)) if *name == w.file => file.write_all(w.value.as_bytes()),
+            _ => {
+                open = None;
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(dir.join(&w.file))
+                    .and_then(|mut file| {
+                        let written = file.write_all(w.value.as_bytes());
+                        open = Some((&w.file, file));
+                        written
+                    })
+            }
+        };
+        match written {
             Ok(()) => check(dir, w)?,
             Err(e) if w.deferrable && e.raw_os_error() == Some(libc::EINVAL) => deferred.push(w),
             Err(e) => return Err(write_error(dir, &w.file, &w.value, &w.field, e)),
