@@ -493,7 +493,22 @@ impl Runtime {
     pub fn delete_exited(&self, created: Created) -> Result<()> {
         let dir = self.root.open(&created.record.id)?;
         let cg = Manager::from_paths(created.record.cgroup.clone());
-        destroy_cgroups(&cg)?;
+        // The init of a pid namespace of its own takes every process of the
+        // container with it (the kernel kills them and waits until all are
+        // reaped): its cgroups are empty now and go without a search for
+        // processes, unless something else is found in them after all.
+        let new_pid_ns = created
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .is_some_and(|list| {
+                list.iter()
+                    .any(|n| n.typ() == LinuxNamespaceType::Pid && n.path().is_none())
+            });
+        if !(new_pid_ns && cg.remove_if_empty()) {
+            destroy_cgroups(&cg)?;
+        }
         dir.remove()?;
         if hooks::any(created.spec.hooks().as_ref(), &[Kind::Poststop]) {
             let state =

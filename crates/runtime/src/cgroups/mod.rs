@@ -588,6 +588,23 @@ impl Manager {
         }
     }
 
+    /// Removes the cgroups this manager made when each is an empty leaf, as
+    /// they are once the init of a pid namespace of the container's own is
+    /// reaped; `false` at the first that is not (nothing is waited for), the
+    /// rest being left to [`Manager::destroy`].
+    pub fn remove_if_empty(&self) -> bool {
+        self.paths.systemd_unit.is_none()
+            && self
+                .paths
+                .created
+                .iter()
+                .rev()
+                .all(|dir| match std::fs::remove_dir(dir) {
+                    Ok(()) => true,
+                    Err(e) => e.kind() == ErrorKind::NotFound,
+                })
+    }
+
     /// Removes the directories the runtime created, innermost first, with
     /// any sub-cgroups processes made inside the container's. Processes
     /// still inside make it fail with a clear error.
