@@ -473,6 +473,7 @@ fn readonly_root_and_masked_and_readonly_paths() {
     let rt = Runtime::new();
     let mut b = bundle_sh(
         "touch /newfile 2>&1; cat /proc/keys | wc -c; ls /proc/acpi | wc -l; touch /proc/acpi/x 2>&1; \
+         ls /home | wc -l; touch /home/x 2>&1; \
          echo capsa > /proc/sys/kernel/hostname 2>/dev/null || echo sysctl-refused; \
          if [ -e /proc/kcore ]; then cat /proc/kcore | wc -c; else echo 0; fi; \
          if [ -e /proc/sysrq-trigger ]; then echo h > /proc/sysrq-trigger 2>/dev/null || echo sysrq-refused; \
@@ -489,6 +490,8 @@ fn readonly_root_and_masked_and_readonly_paths() {
     b.edit(|c| {
         let masked = c["linux"]["maskedPaths"].as_array_mut().unwrap();
         masked.push(json!("/proc/no-such-file"));
+        // A second masked directory, which shares the first one's tmpfs.
+        masked.push(json!("/home"));
         c["linux"]["readonlyPaths"]
             .as_array_mut()
             .unwrap()
@@ -499,6 +502,12 @@ fn readonly_root_and_masked_and_readonly_paths() {
     let acpi = at(&m, "/proc/acpi");
     assert_eq!(acpi.fstype, "tmpfs");
     assert!(acpi.has("ro"), "{acpi:?}");
+    let home = at(&m, "/home");
+    assert_eq!(
+        (home.fstype.as_str(), home.has("ro")),
+        ("tmpfs", true),
+        "{home:?}"
+    );
     assert_eq!(at(&m, "/proc/keys").root, "/null");
     assert!(at(&m, "/proc/sys").has("ro"));
     assert!(
@@ -515,6 +524,7 @@ fn readonly_root_and_masked_and_readonly_paths() {
         format!(
             "touch: /newfile: Read-only file system\n0\n0\n\
              touch: /proc/acpi/x: Read-only file system\n\
+             0\ntouch: /home/x: Read-only file system\n\
              sysctl-refused\n0\n{sysrq}\
              touch: /data/inner/x: Read-only file system\ntouch: /data/x: Read-only file system\n"
         )

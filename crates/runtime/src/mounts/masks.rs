@@ -3,7 +3,10 @@
 //!
 //! A read-only path becomes a read-only bind mount of itself, with every
 //! mount beneath it read-only too. A masked directory is covered by an
-//! empty read-only tmpfs, a masked file by a bind mount of `/dev/null`.
+//! empty read-only tmpfs (one file system for all of them: being empty and
+//! read-only it cannot tell them apart, and every tmpfs made is one more
+//! superblock for the kernel to set up and tear down), a masked file by a
+//! bind mount of `/dev/null`.
 //! Paths that do not exist are skipped.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -50,6 +53,7 @@ pub(super) fn readonly_paths(root: &Root, paths: &[String]) -> Result<()> {
 /// with `/dev/null`.
 pub(super) fn masked_paths(root: &Root, paths: &[String]) -> Result<()> {
     let mut null: Option<OwnedFd> = None;
+    let mut empty: Option<OwnedFd> = None;
     for (i, path) in paths.iter().enumerate() {
         let what = format!("linux.maskedPaths[{i}] {path}");
         let Some(fd) = find(root, path, &what)? else {
@@ -57,7 +61,17 @@ pub(super) fn masked_paths(root: &Root, paths: &[String]) -> Result<()> {
         };
         let st = fstat(&fd).map_err(|e| Error::sys("fstat", &what, e))?;
         let cover = if st.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFDIR.bits() {
-            empty_readonly_tmpfs(&what)?
+            match &empty {
+                Some(first) => sys::open_tree_clone(Some(first.as_fd()), c"", false)
+                    .map_err(|e| Error::sys("open_tree", format!("{what}: tmpfs"), e))?,
+                None => {
+                    let tmpfs = empty_readonly_tmpfs(&what)?;
+                    attach(tmpfs.as_fd(), fd.as_fd(), &what)?;
+                    // Attached now; clones of it cover the next directories.
+                    empty = Some(tmpfs);
+                    continue;
+                }
+            }
         } else {
             if null.is_none() {
                 null = Some(find(root, "/dev/null", &what)?.ok_or_else(|| {
