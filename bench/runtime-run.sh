@@ -32,15 +32,17 @@ echo "== capsa-runtime stage timings (--debug; µs since the command started) ==
 "$CAPSA_BIN/capsa-runtime" --debug --root "$croot" run --bundle "$work" stages 2>"$work/stages.log"
 grep -E 'us=' "$work/stages.log" || true
 echo
-echo "== whole container life: $runs runs each, one command after the other (hyperfine) =="
-hyperfine -N --warmup 20 --runs "$runs" --export-json "$work/result.json" \
-    -n capsa-runtime "$capsa" -n runc "$runc" -n kernel-floor "$floor" >/dev/null
-print_ratios "$work/result.json"
+# Back to back (hyperfine), each container's deferred kernel work (cgroup
+# and network namespace teardown in kernel workers) falls on the next run
+# of the same command, as when a tool starts containers in a row; three
+# rounds with the commands in turn first keep the machine's drift out of
+# the ratios.
+echo "== whole container life: $runs runs each, one command after the other (hyperfine, 3 rounds) =="
+python3 bench/rounds.py 3 $((runs / 3)) \
+    "capsa-runtime=$capsa" "runc=$runc" "kernel-floor=$floor"
 echo
-# Back to back, each container's deferred kernel work (cgroup and network
-# namespace teardown in kernel workers) falls on the next run of the same
-# command, and the machine's state drifts between hyperfine's blocks of
-# runs; alternating the commands spreads both evenly over all three.
+# Alternating the commands instead spreads every command's deferred work
+# over all three.
 echo "== whole container life: $runs runs each, interleaved =="
 python3 bench/interleave.py --json "$work/interleaved.json" "$runs" \
     "capsa-runtime=$capsa" "runc=$runc" "kernel-floor=$floor"
