@@ -338,10 +338,10 @@ impl Runtime {
         cg.create_rest(linux.resources().as_ref())?;
         let cgroup_join = cg.v1_join_files()?;
         // Made here while the init creates its namespaces, sent after "go".
-        let sends_trees = rootfs_host.sends_cgroup_trees;
-        let cgroup_trees = match sends_trees {
-            true => crate::mounts::cgroup_trees(&spec, &rootfs_host)?,
-            false => Vec::new(),
+        let sends_cgroup_mount = rootfs_host.sends_cgroup_mount;
+        let cgroup_mount = match sends_cgroup_mount {
+            true => crate::mounts::prepare_cgroup_mount(&spec, &rootfs_host)?,
+            false => None,
         };
         drop(rootfs_host);
         let cg = cleanup.cgroups.as_ref().expect("set above");
@@ -371,10 +371,10 @@ impl Runtime {
             &Msg::Go(String::from_utf8_lossy(&state_json).into_owned()),
             &cgroup_join,
         );
-        if go.is_ok() && sends_trees {
-            go = parent_chan.send_with_fds(&Msg::CgroupTrees, &cgroup_trees);
+        if go.is_ok() && sends_cgroup_mount {
+            let fds: Vec<OwnedFd> = cgroup_mount.into_iter().collect();
+            go = parent_chan.send_with_fds(&Msg::CgroupMount, &fds);
         }
-        drop(cgroup_trees);
         if let Err(e) = go {
             // The init may have failed before it wanted "go": its reason is
             // worth more than the broken pipe.

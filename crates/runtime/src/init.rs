@@ -108,7 +108,7 @@ fn setup(init: &mut Init<'_>) -> Result<Infallible> {
         user_ns: plan.has(LinuxNamespaceType::User),
         cgroup_ns: plan.has(LinuxNamespaceType::Cgroup),
         host: init.rootfs_host,
-        cgroup_trees: Default::default(),
+        cgroup_mount: Default::default(),
     };
     // Without a user namespace nothing of the set-up waits for the runtime's
     // uid maps: do all that does not need the cgroups now, while the runtime
@@ -133,9 +133,11 @@ fn setup(init: &mut Init<'_>) -> Result<Infallible> {
             // cgroup namespace is made and anything of the container runs.
             crate::cgroups::join_self(&cgroup_join)?;
             crate::timing::stage("init: cgroups joined");
-            if init.rootfs_host.sends_cgroup_trees {
+            if init.rootfs_host.sends_cgroup_mount {
                 match init.chan.recv_with_fds()? {
-                    (Some(Msg::CgroupTrees), trees) => *ctx.cgroup_trees.borrow_mut() = trees,
+                    (Some(Msg::CgroupMount), fds) => {
+                        *ctx.cgroup_mount.borrow_mut() = fds.into_iter().next();
+                    }
                     (Some(Msg::Error(e)), _) => return Err(Error::Init(e)),
                     (other, _) => {
                         return Err(Error::Init(format!(

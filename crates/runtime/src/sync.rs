@@ -19,9 +19,10 @@ pub enum Msg {
     /// cgroups; go on. Carries the state JSON that hooks receive.
     Go(String),
     /// Runtime → init, right after [`Msg::Go`] when the rootfs set-up
-    /// expects it ([`crate::mounts::HostPrep::sends_cgroup_trees`]): the
-    /// container's cgroup directories as detached bind mounts, attached.
-    CgroupTrees,
+    /// expects it ([`crate::mounts::HostPrep::sends_cgroup_mount`]): the
+    /// container's `cgroup` mount, built detached, attached (none if it
+    /// could not be prepared).
+    CgroupMount,
     /// Init → runtime: namespaces and mounts exist; run prestart and createRuntime hooks.
     RunHooks,
     /// Runtime → init: the hooks succeeded.
@@ -50,7 +51,7 @@ pub enum Msg {
 impl Msg {
     fn encode(&self) -> Vec<u8> {
         match self {
-            Msg::CgroupTrees => b"M".to_vec(),
+            Msg::CgroupMount => b"M".to_vec(),
             Msg::RunHooks => b"H".to_vec(),
             Msg::HooksDone => b"h".to_vec(),
             Msg::Ready => b"R".to_vec(),
@@ -76,7 +77,7 @@ impl Msg {
     fn decode(bytes: &[u8]) -> Result<Msg> {
         Ok(match bytes.first() {
             Some(b'G') => Msg::Go(String::from_utf8_lossy(&bytes[1..]).into_owned()),
-            Some(b'M') => Msg::CgroupTrees,
+            Some(b'M') => Msg::CgroupMount,
             Some(b'H') => Msg::RunHooks,
             Some(b'h') => Msg::HooksDone,
             Some(b'R') => Msg::Ready,

@@ -8,6 +8,11 @@
 //! directory in that hierarchy), symlinks such as `cpu -> cpu,cpuacct` for
 //! co-mounted controllers, and on hybrid hosts the cgroup2 hierarchy under
 //! `unified`.
+//!
+//! Without a cgroup namespace the mount is built detached (a tmpfs made with
+//! fsmount, binds moved onto its directories) and attached whole: by the
+//! runtime while the init makes its namespaces, when it can
+//! ([`prepare`]), else by the init.
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -23,7 +28,7 @@ use nix::unistd::symlinkat;
 use super::bind::{attach_bind, bind_tree};
 use super::options::{Depth, Options};
 use super::safe::{Leaf, Root, fd_path};
-use super::{HostPrep, RootfsContext, propagate, set_attr};
+use super::{HostPrep, RootfsContext, detached_tmpfs, propagate, set_attr};
 use crate::cgroups::Hierarchy;
 use crate::error::{Error, Result};
 use crate::sys::MountAttr;
@@ -67,16 +72,6 @@ fn own_cgroups(hierarchies: &[Hierarchy]) -> Result<BTreeMap<String, PathBuf>> {
         .collect())
 }
 
-/// The hierarchies a `cgroup` mount shows without a cgroup namespace, in
-/// the order it binds them: the one hierarchy of a pure v2 host, else each
-/// hierarchy by the name of its mount point.
-fn shown(hierarchies: &[Hierarchy]) -> impl Iterator<Item = &Hierarchy> {
-    let pure_v2 = matches!(hierarchies, [h] if h.version == 2);
-    hierarchies
-        .iter()
-        .filter(move |h| pure_v2 || h.mount_point.file_name().is_some())
-}
-
 /// The options every bind of a `cgroup` mount gets.
 fn bind_options(opts: &Options) -> Options {
     Options {
@@ -85,24 +80,111 @@ fn bind_options(opts: &Options) -> Options {
     }
 }
 
-/// Detached bind mounts of the container's cgroup directory in each
-/// hierarchy a `cgroup` mount with `opts` shows, in [`shown`] order.
-pub(super) fn trees(opts: &Options, host: &HostPrep, what: &str) -> Result<Vec<OwnedFd>> {
-    let Some(own) = &host.cgroup_dirs else {
-        return Ok(Vec::new());
-    };
+/// Builds, detached, what a `cgroup` mount with `opts` shows without a
+/// cgroup namespace: on a pure v2 host a bind of the container's cgroup;
+/// on v1 and hybrid hosts a tmpfs holding a bind of the container's
+/// directory in each hierarchy (named as its mount point) and symlinks for
+/// co-mounted controllers, read-only if asked. `own` maps each hierarchy to
+/// the container's directory in it.
+fn build_binds(
+    hierarchies: &[Hierarchy],
+    own: &BTreeMap<String, PathBuf>,
+    opts: &Options,
+    what: &str,
+) -> Result<OwnedFd> {
     let bind_opts = bind_options(opts);
-    shown(&host.hierarchies)
-        .map(|h| {
-            bind_tree(
-                &own_dir(h, own, what)?,
-                &bind_opts,
-                Depth::Single,
-                None,
-                what,
-            )
-        })
-        .collect()
+    let bind = |h: &Hierarchy, what: &str| {
+        bind_tree(
+            &own_dir(h, own, what)?,
+            &bind_opts,
+            Depth::Single,
+            None,
+            what,
+        )
+    };
+    if let [h] = hierarchies
+        && h.version == 2
+    {
+        return bind(h, what);
+    }
+    if hierarchies.is_empty() {
+        return Err(Error::cgroup(
+            "/proc/self/mountinfo",
+            format!("{what}: the host has no cgroup hierarchy mounted"),
+        ));
+    }
+    let holder = detached_tmpfs(
+        &[(c"mode", c"755")],
+        libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC,
+        &format!("{what}: tmpfs for the cgroup hierarchies"),
+    )?;
+    for h in hierarchies {
+        let Some(name) = h.mount_point.file_name() else {
+            continue;
+        };
+        let sub_what = format!("{what}/{}", name.display());
+        let sub = make_subdir(&holder, name, &sub_what)?;
+        let tree = bind(h, &sub_what)?;
+        crate::sys::move_mount(tree.as_fd(), sub.as_fd())
+            .map_err(|e| Error::sys("move_mount", &sub_what, e))?;
+        link_comounted(&holder, h, name, what)?;
+    }
+    if opts.readonly() {
+        let attr = MountAttr {
+            set: libc::MOUNT_ATTR_RDONLY,
+            ..Default::default()
+        };
+        set_attr(holder.as_fd(), false, &attr, what)?;
+    }
+    Ok(holder)
+}
+
+/// Makes directory `name` in the fresh tmpfs `dir` and opens it (nothing
+/// there can be a symlink or another mount).
+fn make_subdir(dir: &impl AsFd, name: &OsStr, what: &str) -> Result<OwnedFd> {
+    match mkdirat(dir, name, Mode::from_bits_truncate(0o755)) {
+        Ok(()) | Err(Errno::EEXIST) => {}
+        Err(e) => return Err(Error::sys("mkdirat", what, e)),
+    }
+    nix::fcntl::openat(
+        dir,
+        name,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::sys("openat", what, e))
+}
+
+/// Co-mounted v1 controllers: `cpu -> cpu,cpuacct`, `cpuacct -> cpu,cpuacct`
+/// next to the hierarchy's directory `name` in `dir`.
+fn link_comounted(dir: &impl AsFd, h: &Hierarchy, name: &OsStr, what: &str) -> Result<()> {
+    let text = name.to_string_lossy();
+    if h.version != 1 || !text.contains(',') {
+        return Ok(());
+    }
+    for controller in text.split(',') {
+        match symlinkat(name, dir, OsStr::new(controller)) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => {
+                return Err(Error::sys(
+                    "symlinkat",
+                    format!("{what}/{controller} -> {}", name.display()),
+                    e,
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What the runtime prepares for a `cgroup` mount with `opts` while the
+/// init sets up ([`HostPrep::sends_cgroup_mount`]): the whole mount,
+/// detached, from the directories it made; `None` when those are not known.
+pub(super) fn prepare(opts: &Options, host: &HostPrep, what: &str) -> Result<Option<OwnedFd>> {
+    match &host.cgroup_dirs {
+        Some(own) => build_binds(&host.hierarchies, own, opts, what).map(Some),
+        None => Ok(None),
+    }
 }
 
 /// Mounts the container's cgroups at `dest`.
@@ -120,44 +202,45 @@ pub(super) fn mount(
         ));
     }
     let hierarchies = &ctx.host.hierarchies;
-    let found;
-    let own = match &ctx.host.cgroup_dirs {
-        Some(dirs) => dirs,
+    if ctx.cgroup_ns {
+        return mount_namespaced(root, dest, opts, hierarchies, what);
+    }
+    let tree = match ctx.cgroup_mount.take() {
+        Some(prepared) => prepared,
         None => {
-            found = if ctx.cgroup_ns {
-                BTreeMap::new()
-            } else {
-                own_cgroups(hierarchies)?
+            let own = match &ctx.host.cgroup_dirs {
+                Some(dirs) => dirs,
+                None => &own_cgroups(hierarchies)?,
             };
-            &found
+            build_binds(hierarchies, own, opts, what)?
         }
     };
-    let flags = opts.flags | CGROUP_FLAGS;
-    let bind_opts = bind_options(opts);
-    // The runtime's prepared binds, in `shown` order; made here if absent.
-    let mut prepared = ctx.cgroup_trees.take().into_iter();
-    let mut tree_of = |h: &Hierarchy, what: &str| match prepared.next() {
-        Some(tree) => Ok(tree),
-        None => bind_tree(
-            &own_dir(h, own, what)?,
-            &bind_opts,
-            Depth::Single,
-            None,
-            what,
-        ),
-    };
+    attach_bind(
+        root,
+        tree.as_fd(),
+        dest,
+        &bind_options(opts),
+        ctx.rootfs,
+        what,
+    )?;
+    finish(root, dest, opts, false, what)
+}
 
-    if let [h] = hierarchies.as_slice()
+/// A `cgroup` mount inside a cgroup namespace: fresh cgroup file systems,
+/// whose roots are the container's cgroups.
+fn mount_namespaced(
+    root: &Root,
+    dest: &Path,
+    opts: &Options,
+    hierarchies: &[Hierarchy],
+    what: &str,
+) -> Result<()> {
+    let flags = opts.flags | CGROUP_FLAGS;
+    if let [h] = hierarchies
         && h.version == 2
     {
-        // Pure cgroup v2.
-        if ctx.cgroup_ns {
-            let target = root.lookup_or_create(dest, Leaf::Dir, what)?;
-            mount_cgroupfs(&target, "cgroup2", "cgroup2", None, flags, what)?;
-        } else {
-            let tree = tree_of(h, what)?;
-            attach_bind(root, tree.as_fd(), dest, &bind_opts, ctx.rootfs, what)?;
-        }
+        let target = root.lookup_or_create(dest, Leaf::Dir, what)?;
+        mount_cgroupfs(&target, "cgroup2", "cgroup2", None, flags, what)?;
         return finish(root, dest, opts, false, what);
     }
     if hierarchies.is_empty() {
@@ -166,8 +249,7 @@ pub(super) fn mount(
             format!("{what}: the host has no cgroup hierarchy mounted"),
         ));
     }
-
-    // v1 or hybrid: a tmpfs holding one directory per hierarchy.
+    // A tmpfs holding one directory per hierarchy.
     let target = root.lookup_or_create(dest, Leaf::Dir, what)?;
     nix::mount::mount(
         Some("tmpfs"),
@@ -186,59 +268,20 @@ pub(super) fn mount(
     let dir = root
         .lookup(dest)
         .map_err(|e| Error::sys("openat2", format!("{what} (after mounting)"), e))?;
-    for h in shown(hierarchies) {
+    for h in hierarchies {
         let Some(name) = h.mount_point.file_name() else {
             continue;
         };
-        match mkdirat(&dir, name, Mode::from_bits_truncate(0o755)) {
-            Ok(()) | Err(Errno::EEXIST) => {}
-            Err(e) => {
-                return Err(Error::sys(
-                    "mkdirat",
-                    format!("{what}/{}", name.display()),
-                    e,
-                ));
-            }
-        }
         let sub_what = format!("{what}/{}", name.display());
-        // In the tmpfs just made: nothing there can be a symlink, and no
-        // other mount.
-        let sub_fd = nix::fcntl::openat(
-            &dir,
-            name,
-            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| Error::sys("openat", &sub_what, e))?;
-        if ctx.cgroup_ns {
-            if h.version == 2 {
-                mount_cgroupfs(&sub_fd, "cgroup2", "cgroup2", None, flags, &sub_what)?;
-            } else {
-                // A named hierarchy ("name=systemd") is shown by its name.
-                let source = h.name.strip_prefix("name=").unwrap_or("cgroup");
-                mount_cgroupfs(&sub_fd, source, "cgroup", Some(&h.name), flags, &sub_what)?;
-            }
+        let sub = make_subdir(&dir, name, &sub_what)?;
+        if h.version == 2 {
+            mount_cgroupfs(&sub, "cgroup2", "cgroup2", None, flags, &sub_what)?;
         } else {
-            let tree = tree_of(h, &sub_what)?;
-            crate::sys::move_mount(tree.as_fd(), sub_fd.as_fd())
-                .map_err(|e| Error::sys("move_mount", &sub_what, e))?;
+            // A named hierarchy ("name=systemd") is shown by its name.
+            let source = h.name.strip_prefix("name=").unwrap_or("cgroup");
+            mount_cgroupfs(&sub, source, "cgroup", Some(&h.name), flags, &sub_what)?;
         }
-        // Co-mounted controllers: `cpu -> cpu,cpuacct`, `cpuacct -> cpu,cpuacct`.
-        let text = name.to_string_lossy();
-        if h.version == 1 && text.contains(',') {
-            for controller in text.split(',') {
-                match symlinkat(name, &dir, OsStr::new(controller)) {
-                    Ok(()) | Err(Errno::EEXIST) => {}
-                    Err(e) => {
-                        return Err(Error::sys(
-                            "symlinkat",
-                            format!("{what}/{controller} -> {}", name.display()),
-                            e,
-                        ));
-                    }
-                }
-            }
-        }
+        link_comounted(&dir, h, name, what)?;
     }
     finish(root, dest, opts, opts.readonly(), what)
 }

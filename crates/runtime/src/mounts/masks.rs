@@ -15,6 +15,7 @@ use std::path::Path;
 use nix::errno::Errno;
 use nix::sys::stat::{SFlag, fstat};
 
+use super::detached_tmpfs;
 use super::safe::Root;
 use crate::error::{Error, Result};
 use crate::sys::{self, MountAttr};
@@ -65,7 +66,8 @@ pub(super) fn masked_paths(root: &Root, paths: &[String]) -> Result<()> {
                 Some(first) => sys::open_tree_clone(Some(first.as_fd()), c"", false)
                     .map_err(|e| Error::sys("open_tree", format!("{what}: tmpfs"), e))?,
                 None => {
-                    let tmpfs = empty_readonly_tmpfs(&what)?;
+                    let tmpfs =
+                        detached_tmpfs(&[], libc::MOUNT_ATTR_RDONLY, &format!("{what}: tmpfs"))?;
                     attach(tmpfs.as_fd(), fd.as_fd(), &what)?;
                     // Attached now; clones of it cover the next directories.
                     empty = Some(tmpfs);
@@ -92,15 +94,4 @@ pub(super) fn masked_paths(root: &Root, paths: &[String]) -> Result<()> {
 /// Attaches a detached mount onto `target`.
 fn attach(mount: BorrowedFd<'_>, target: BorrowedFd<'_>, what: &str) -> Result<()> {
     sys::move_mount(mount, target).map_err(|e| Error::sys("move_mount", what, e))
-}
-
-/// A new, empty, read-only tmpfs, not attached anywhere yet (made with the
-/// file-system context API, so that no /proc is needed to address the
-/// destination).
-fn empty_readonly_tmpfs(what: &str) -> Result<OwnedFd> {
-    let fail = |call: &'static str, e: Errno| Error::sys(call, format!("{what}: tmpfs"), e);
-    let fs = sys::fsopen(c"tmpfs").map_err(|e| fail("fsopen", e))?;
-    sys::fsconfig_string(fs.as_fd(), c"source", c"tmpfs").map_err(|e| fail("fsconfig", e))?;
-    sys::fsconfig_create(fs.as_fd()).map_err(|e| fail("fsconfig", e))?;
-    sys::fsmount(fs.as_fd(), libc::MOUNT_ATTR_RDONLY).map_err(|e| fail("fsmount", e))
 }

@@ -25,6 +25,7 @@ pub mod options;
 mod safe;
 
 use std::collections::BTreeMap;
+use std::ffi::CStr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -64,9 +65,9 @@ pub struct RootfsContext<'a> {
     pub cgroup_ns: bool,
     /// What the runtime prepared before the init process was forked.
     pub host: &'a HostPrep,
-    /// The detached bind mounts of the container's cgroup directories the
-    /// runtime sent ([`cgroup_trees`]); the first `cgroup` mount takes them.
-    pub cgroup_trees: std::cell::RefCell<Vec<OwnedFd>>,
+    /// The container's `cgroup` mount as the runtime prepared it, detached
+    /// ([`prepare_cgroup_mount`]); the first `cgroup` mount takes it.
+    pub cgroup_mount: std::cell::RefCell<Option<OwnedFd>>,
 }
 
 /// What the runtime prepares for the rootfs set-up before it forks the
@@ -83,11 +84,10 @@ pub struct HostPrep {
     /// the cgroups are made after the init is forked (systemd places it),
     /// and the init reads them from /proc/self/cgroup.
     cgroup_dirs: Option<BTreeMap<String, PathBuf>>,
-    /// Whether the runtime sends the init the container's cgroup
-    /// directories as detached bind mounts for its `cgroup` mount
-    /// ([`cgroup_trees`], [`crate::sync::Msg::CgroupTrees`]) right after
-    /// "go": made with the runtime's time, off the init's path.
-    pub sends_cgroup_trees: bool,
+    /// Whether the runtime sends the init its `cgroup` mount, built
+    /// detached ([`prepare_cgroup_mount`], [`crate::sync::Msg::CgroupMount`])
+    /// right after "go": made with the runtime's time, off the init's path.
+    pub sends_cgroup_mount: bool,
 }
 
 /// Prepares, in the runtime and with the host's view, what the init's rootfs
@@ -129,7 +129,7 @@ pub fn prepare_on_host(
     Ok(HostPrep {
         // Only a runtime that may clone mounts, for an init that may attach
         // them in its mount namespace without a user namespace between.
-        sends_cgroup_trees: needs_cgroups
+        sends_cgroup_mount: needs_cgroups
             && !plan.has(Cgroup)
             && !plan.has(User)
             && cgroups.is_some()
@@ -144,11 +144,10 @@ pub fn prepare_on_host(
     })
 }
 
-/// The detached bind mounts of the container's cgroup directories that its
-/// first `cgroup` mount attaches ([`HostPrep::sends_cgroup_trees`]), made
-/// by the runtime while the init sets up; empty when that mount's options
-/// are wrong (the init then reports them).
-pub fn cgroup_trees(spec: &Spec, host: &HostPrep) -> Result<Vec<OwnedFd>> {
+/// The container's first `cgroup` mount, built detached by the runtime
+/// while the init sets up ([`HostPrep::sends_cgroup_mount`]); `None` when
+/// that mount's options are wrong (the init then reports them).
+pub fn prepare_cgroup_mount(spec: &Spec, host: &HostPrep) -> Result<Option<OwnedFd>> {
     let found = spec
         .mounts()
         .iter()
@@ -156,17 +155,31 @@ pub fn cgroup_trees(spec: &Spec, host: &HostPrep) -> Result<Vec<OwnedFd>> {
         .enumerate()
         .find(|(_, m)| m.typ().as_deref() == Some("cgroup") && !is_bind(m));
     let Some((i, m)) = found else {
-        return Ok(Vec::new());
+        return Ok(None);
     };
     let opts = Options::parse(m.options().as_deref().unwrap_or_default());
     if opts.remount || !opts.data.is_empty() {
-        return Ok(Vec::new());
+        return Ok(None);
     }
-    cgroup::trees(
+    cgroup::prepare(
         &opts,
         host,
         &format!("mounts[{i}] {}", m.destination().display()),
     )
+}
+
+/// A new tmpfs with file-system `options` and mount attributes `attrs`
+/// (MOUNT_ATTR_*), not attached anywhere yet (made with the file-system
+/// context API, so that no /proc is needed to address a destination).
+fn detached_tmpfs(options: &[(&CStr, &CStr)], attrs: u64, what: &str) -> Result<OwnedFd> {
+    let fail = |call: &'static str, e: Errno| Error::sys(call, what, e);
+    let fs = sys::fsopen(c"tmpfs").map_err(|e| fail("fsopen", e))?;
+    sys::fsconfig_string(fs.as_fd(), c"source", c"tmpfs").map_err(|e| fail("fsconfig", e))?;
+    for (key, value) in options {
+        sys::fsconfig_string(fs.as_fd(), key, value).map_err(|e| fail("fsconfig", e))?;
+    }
+    sys::fsconfig_create(fs.as_fd()).map_err(|e| fail("fsconfig", e))?;
+    sys::fsmount(fs.as_fd(), attrs).map_err(|e| fail("fsmount", e))
 }
 
 /// What [`prepare_rootfs`] leaves for [`finish_rootfs`]: tmpfs mounts asked
