@@ -271,6 +271,8 @@ impl Runtime {
         let flags = plan.clone_flags(cg.joined_at_clone());
         let pid_ns = plan.join.iter().find(|j| j.typ == LinuxNamespaceType::Pid);
         crate::timing::stage("clone");
+        let maps_by_user =
+            plan.creates(LinuxNamespaceType::User) && !nix::unistd::geteuid().is_root();
         let forked = namespaces::clone_into(pid_ns, flags, into_cgroup);
         let mut pid = match forked {
             Ok(CloneResult::Child) => {
@@ -296,6 +298,7 @@ impl Runtime {
                     cgroup_ns_done: flags.contains(CloneFlags::CLONE_NEWCGROUP),
                     seccomp: linux.seccomp().is_some(),
                     rootfs_host: &rootfs_host,
+                    maps_by_user,
                 })
             }
             Ok(CloneResult::Parent(pid)) => pid,
@@ -324,7 +327,12 @@ impl Runtime {
         crate::timing::stage("init forked");
 
         if plan.creates(LinuxNamespaceType::User) {
-            namespaces::write_id_maps(pid, linux)?;
+            namespaces::write_id_maps(pid, linux).map_err(|e| match parent_chan.try_recv() {
+                // The init failed first (its /proc files then refuse the
+                // maps, which says nothing of why): its reason is worth more.
+                Some(Msg::Error(text)) => Error::Init(text),
+                _ => e,
+            })?;
         }
         if let Some(score) = process.oom_score_adj() {
             process::set_oom_score_adj(pid, score)?;

@@ -47,6 +47,10 @@ pub(crate) struct Init<'a> {
     pub seccomp: bool,
     /// What the runtime prepared for the rootfs before forking us.
     pub rootfs_host: &'a mounts::HostPrep,
+    /// The runtime is unprivileged and writes our uid/gid maps itself.
+    /// Decided before the fork: in the child, geteuid() turns to 0 the
+    /// moment the runtime writes the uid map, whenever that is.
+    pub maps_by_user: bool,
 }
 
 /// Runs the init process; never returns.
@@ -87,8 +91,7 @@ fn setup(init: &mut Init<'_>) -> Result<Infallible> {
     // An unprivileged runtime can only write our uid/gid maps while our
     // /proc files are its own, i.e. while we are dumpable: then we become
     // undumpable on "go", before anything of the container exists.
-    let maps_by_user =
-        init.plan.creates(LinuxNamespaceType::User) && !nix::unistd::geteuid().is_root();
+    let maps_by_user = init.maps_by_user;
     if !maps_by_user {
         nix::sys::prctl::set_dumpable(false).sys("prctl", "PR_SET_DUMPABLE")?;
     }

@@ -262,6 +262,16 @@ impl Channel {
         Msg::decode(&buf[..n]).map(Some)
     }
 
+    /// Like [`Channel::recv`], but only what has already arrived: `None`
+    /// when nothing has (or at end-of-file).
+    pub fn try_recv(&self) -> Option<Msg> {
+        let flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC | MsgFlags::MSG_DONTWAIT;
+        match socket::recv(self.0.as_raw_fd(), &mut [], flags) {
+            Ok(n) if n > 0 => self.recv().ok().flatten(),
+            _ => None,
+        }
+    }
+
     fn recv_raw(&self, buf: &mut [u8], flags: MsgFlags) -> Result<usize> {
         // A peer that closed with our messages unread leaves ECONNRESET
         // pending; the kernel reports it once, before what the peer sent us
