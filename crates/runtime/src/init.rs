@@ -144,7 +144,7 @@ fn setup(init: &mut Init<'_>) -> Result<Infallible> {
                     (Some(Msg::Error(e)), _) => return Err(Error::Init(e)),
                     (other, _) => {
                         return Err(Error::Init(format!(
-                            "expected the cgroup mounts, got {other:?}"
+                            "expected the cgroup mount, got {other:?}"
                         )));
                     }
                 }
