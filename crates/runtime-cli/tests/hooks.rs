@@ -292,3 +292,28 @@ fn a_failing_start_container_hook_fails_start() {
     }
     assert_eq!(rt.status(&id), "stopped");
 }
+
+#[test]
+fn run_with_create_hooks_starts_after_them() {
+    require_root!();
+    let rt = Runtime::new();
+    let (d, log) = log_dir();
+    let mut b = Bundle::busybox();
+    // `run` queues its start with the set-up only without these hooks: with
+    // them, the program must still run after both, and exactly once.
+    b.sh("echo program >> /log/log; exit 5").edit(|c| {
+        c["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/log", "type": "bind",
+            "source": d.path(), "options": ["rbind"]}));
+        c["hooks"] = json!({
+            "prestart": [recording_hook("prestart", &log)],
+            "createRuntime": [recording_hook("createRuntime", &log)],
+            "poststop": [recording_hook("poststop", &log)]
+        });
+    });
+    let id = rt.id("runhooks");
+    let (code, _, err) = rt.run(&b, &id);
+    assert_eq!(code, 5, "{err}");
+    let names: Vec<String> = read_log(&log).into_iter().map(|e| e.name).collect();
+    assert_eq!(names, ["prestart", "createRuntime", "program", "poststop"]);
+}
