@@ -5,20 +5,8 @@
 # users get.
 unset RUST_BACKTRACE RUST_LIB_BACKTRACE
 
-# make_busybox_rootfs DIR: a busybox root filesystem (Debian's
-# busybox-static) in DIR: /bin/busybox, a symlink per applet, /etc/passwd
-# and /etc/group with root, /tmp.
-make_busybox_rootfs() {
-    rootfs=$1
-    mkdir -p "$rootfs/bin" "$rootfs/etc" "$rootfs/tmp" "$rootfs/root"
-    chmod 1777 "$rootfs/tmp"
-    cp /usr/bin/busybox "$rootfs/bin/busybox"
-    for applet in $(/usr/bin/busybox --list); do
-        [ "$applet" = busybox ] || ln -sf busybox "$rootfs/bin/$applet"
-    done
-    echo "root:x:0:0:root:/root:/bin/sh" > "$rootfs/etc/passwd"
-    echo "root:x:0:" > "$rootfs/etc/group"
-}
+# make_busybox_rootfs DIR: see scripts/busybox-rootfs.sh.
+. scripts/busybox-rootfs.sh
 
 # make_busybox_bundle DIR: a bundle with a busybox rootfs and capsa's default
 # config running /bin/true without a terminal.

@@ -12,13 +12,8 @@ install -m 0755 "$bin/capsa" "$bin/capsa-runtime" /usr/local/bin/
 # store (default /var/lib/capsa), then the main job: a container of it.
 rootfs=$(mktemp -d /tmp/capsa-demo-XXXXXX)
 trap 'rm -rf "$rootfs"' EXIT
-mkdir -p "$rootfs/bin" "$rootfs/etc" "$rootfs/tmp"
-cp /usr/bin/busybox "$rootfs/bin/busybox"
-for applet in $(/usr/bin/busybox --list); do
-    [ "$applet" = busybox ] || ln -s busybox "$rootfs/bin/$applet"
-done
-echo 'root:x:0:0:root:/root:/bin/sh' > "$rootfs/etc/passwd"
-echo 'root:x:0:' > "$rootfs/etc/group"
+. scripts/busybox-rootfs.sh
+make_busybox_rootfs "$rootfs"
 tar -C "$rootfs" -cf "$rootfs.tar" .
 trap 'rm -rf "$rootfs" "$rootfs.tar"' EXIT
 capsa import --change 'CMD ["sh"]' "$rootfs.tar" busybox:latest >/dev/null

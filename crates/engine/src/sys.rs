@@ -94,32 +94,6 @@ pub fn keep_across_exec(fd: i32) -> nix::Result<()> {
     nix::errno::Errno::result(r).map(drop)
 }
 
-/// pidfd_open(2): a descriptor that becomes readable when process `pid` exits.
-pub fn pidfd_open(pid: i32) -> nix::Result<std::os::fd::OwnedFd> {
-    use std::os::fd::FromRawFd;
-    // SAFETY: pidfd_open takes integers only.
-    let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    let fd = nix::errno::Errno::result(r)? as i32;
-    // SAFETY: the kernel just gave us this descriptor; nothing else owns it.
-    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
-}
-
-/// pidfd_send_signal(2): signal `sig` to the process of a pidfd (never to
-/// another process that reused its pid).
-pub fn pidfd_send_signal(fd: &impl std::os::fd::AsRawFd, sig: i32) -> nix::Result<()> {
-    // SAFETY: integers only; a null siginfo is allowed.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            fd.as_raw_fd(),
-            sig,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    };
-    nix::errno::Errno::result(r).map(drop)
-}
-
 /// Waits until `fd` is readable or `timeout` passes; true if readable.
 pub fn wait_readable(
     fd: &impl std::os::fd::AsFd,

@@ -141,10 +141,10 @@ pub fn parse(args: &[OsString]) -> Option<Cli> {
     };
     let command = match name {
         "create" => Command::Create(CreateArgs {
-            flags: create_flags(&given, 1)?,
+            flags: create_flags(&given)?,
         }),
         "run" => Command::Run(RunArgs {
-            flags: create_flags(&given, 1)?,
+            flags: create_flags(&given)?,
             detach: given.switch("detach"),
             keep: given.switch("keep"),
             no_subreaper: given.switch("no-subreaper"),
@@ -200,10 +200,8 @@ fn find<'a>(flags: &'static [Flag], arg: &'a str) -> Option<(&'static Flag, Opti
         .map(|f| (f, None))
 }
 
-fn create_flags(given: &Given<'_>, positionals: usize) -> Option<CreateFlags> {
-    if given.positionals.len() != positionals {
-        return None;
-    }
+fn create_flags(given: &Given<'_>) -> Option<CreateFlags> {
+    let id = only_positional(given)?;
     let preserve_fds = match given.value("preserve-fds") {
         None => 0,
         Some(n) if n.bytes().all(|b| b.is_ascii_digit()) => n.parse().ok()?,
@@ -216,7 +214,7 @@ fn create_flags(given: &Given<'_>, positionals: usize) -> Option<CreateFlags> {
         no_pivot: given.switch("no-pivot"),
         no_new_keyring: given.switch("no-new-keyring"),
         preserve_fds,
-        id: given.positionals[0].to_string(),
+        id: id.to_string(),
     })
 }
 

@@ -91,8 +91,7 @@ fn setup(init: &mut Init<'_>) -> Result<Infallible> {
     // An unprivileged runtime can only write our uid/gid maps while our
     // /proc files are its own, i.e. while we are dumpable: then we become
     // undumpable on "go", before anything of the container exists.
-    let maps_by_user = init.maps_by_user;
-    if !maps_by_user {
+    if !init.maps_by_user {
         nix::sys::prctl::set_dumpable(false).sys("prctl", "PR_SET_DUMPABLE")?;
     }
     // The new namespaces but pid and user (made by clone3), while the
@@ -129,7 +128,7 @@ fn setup(init: &mut Init<'_>) -> Result<Infallible> {
     crate::timing::stage("init: waiting for go");
     let state = match init.chan.recv_with_fds()? {
         (Some(Msg::Go(state)), cgroup_join) => {
-            if maps_by_user {
+            if init.maps_by_user {
                 nix::sys::prctl::set_dumpable(false).sys("prctl", "PR_SET_DUMPABLE")?;
             }
             // Into the v1 cgroups (the runtime opened their files) before the

@@ -632,7 +632,7 @@ fn rm(ctx: &Ctx, name: &str, force: bool, volumes: bool) -> Result<()> {
             let _ = rt.resume(&c.id);
         }
         let _ = rt.kill(&c.id, libc::SIGKILL, true);
-        if let Ok(fd) = crate::sys::pidfd_open(c.state.pid) {
+        if let Ok(fd) = capsa_runtime::sys::pidfd_open(nix::unistd::Pid::from_raw(c.state.pid)) {
             let _ = crate::sys::wait_readable(&fd, Duration::from_secs(10));
         }
     }

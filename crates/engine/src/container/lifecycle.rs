@@ -2,6 +2,7 @@
 //! a monitor), recording its exit, the restart policy, stopping, killing and
 //! removing it, and repairing the state a killed command or monitor left.
 
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -34,7 +35,7 @@ fn end_monitor(ctx: &Ctx, c: &Container, timeout: Duration) {
     if !alive(pid, start) {
         return;
     }
-    let Ok(fd) = crate::sys::pidfd_open(pid) else {
+    let Ok(fd) = capsa_runtime::sys::pidfd_open(nix::unistd::Pid::from_raw(pid)) else {
         return;
     };
     // A waiting client is answered once the clients are told.
@@ -46,7 +47,8 @@ fn end_monitor(ctx: &Ctx, c: &Container, timeout: Duration) {
         let _ = crate::sys::wait_readable(&client.socket(), timeout);
     }
     // The pid may have been reused between the check and the open.
-    if alive(pid, start) && crate::sys::pidfd_send_signal(&fd, libc::SIGKILL).is_ok() {
+    if alive(pid, start) && capsa_runtime::sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL).is_ok()
+    {
         let _ = crate::sys::wait_readable(&fd, timeout);
     }
 }
@@ -477,7 +479,7 @@ pub fn wait_stopped(ctx: &Ctx, id: &str, timeout: Duration) -> Result<bool> {
         }
         // While the init lives, sleep on its pidfd; then poll for the record.
         if alive(c.state.pid, c.state.pid_start)
-            && let Ok(fd) = crate::sys::pidfd_open(c.state.pid)
+            && let Ok(fd) = capsa_runtime::sys::pidfd_open(nix::unistd::Pid::from_raw(c.state.pid))
         {
             {
                 let left = deadline - now;
