@@ -63,14 +63,15 @@ pub fn init(file: Option<&Path>, format: Format, debug: bool) -> anyhow::Result<
 }
 
 impl Log {
-    /// Records an error; when the log is a file it is also printed on stderr.
+    /// Records an error; when the log is a file the message is also printed
+    /// on stderr, bare, as runc prints it.
     pub fn error(&self, msg: &str) {
         self.write("error", msg, &[]);
         if !matches!(
             *self.sink.lock().unwrap_or_else(|e| e.into_inner()),
             Sink::Stderr
         ) {
-            eprintln!("capsa-runtime: {msg}");
+            eprintln!("{msg}");
         }
     }
 
@@ -78,8 +79,12 @@ impl Log {
         let time = humantime::format_rfc3339_nanos(SystemTime::now()).to_string();
         let mut sink = self.sink.lock().unwrap_or_else(|e| e.into_inner());
         let line = match (self.format, &*sink) {
-            // Plain messages on a terminal's stderr read better than records.
-            (Format::Text, Sink::Stderr) if level == "error" => format!("capsa-runtime: {msg}\n"),
+            // Plain messages on a terminal's stderr read better than
+            // records; elsewhere (a manager reading our stderr) the records
+            // are runc's.
+            (Format::Text, Sink::Stderr) if level == "error" && stderr_is_terminal() => {
+                format!("capsa-runtime: {msg}\n")
+            }
             (Format::Text, _) => {
                 let mut l = format!("time=\"{time}\" level={level} msg={msg:?}");
                 for (k, v) in fields {
@@ -106,6 +111,12 @@ impl Log {
             Sink::File(f) => f.write_all(line.as_bytes()),
         };
     }
+}
+
+/// Whether standard error is a terminal (a person reads it).
+fn stderr_is_terminal() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal()
 }
 
 /// The subscriber that turns tracing events into log records. It is all

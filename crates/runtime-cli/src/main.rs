@@ -139,6 +139,9 @@ fn run() -> i32 {
         root: cli.root.unwrap_or_else(capsa_runtime::state::default_root),
         systemd_cgroup: cli.systemd_cgroup,
     };
+    // runc's `exec` fails with 255 (the program's own codes are 0-255
+    // too, and 255 is the least likely), and says so.
+    let exec = matches!(command, Command::Exec(_));
     let result = match command {
         Command::Create(a) => commands::lifecycle::create(&ctx, a),
         Command::Start(a) => commands::lifecycle::start(&ctx, a),
@@ -158,6 +161,10 @@ fn run() -> i32 {
     };
     match result {
         Ok(code) => code.into(),
+        Err(e) if exec => {
+            log.error(&format!("exec failed: {e:#}"));
+            255
+        }
         Err(e) => {
             log.error(&format!("{e:#}"));
             1

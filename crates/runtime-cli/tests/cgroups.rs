@@ -526,7 +526,7 @@ fn pause_stops_every_process_and_resume_restarts_them() {
     assert_eq!(counter(&b), frozen, "the counter advanced while paused");
     assert!(
         rt.fails(&["pause", &id])
-            .contains("only a running container")
+            .contains("container not running")
     );
     rt.ok(&["resume", &id]);
     assert_eq!(rt.status(&id), "running");

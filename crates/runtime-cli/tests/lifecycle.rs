@@ -33,14 +33,14 @@ fn create_start_state_delete() {
     let pid = st["pid"].as_i64().unwrap();
     assert!(pid > 0);
     assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
-    // delete of a created (not stopped) container is refused without --force
-    assert!(rt.fails(&["delete", &id]).contains("must be stopped"));
     rt.ok(&["start", &id]);
     assert_eq!(rt.status(&id), "running");
+    // delete of a running container is refused without --force
+    assert!(rt.fails(&["delete", &id]).contains("is not stopped: running"));
     // start of a running container is refused and changes nothing
     assert!(
         rt.fails(&["start", &id])
-            .contains("only a created container")
+            .contains("cannot start an already running container")
     );
     assert_eq!(rt.status(&id), "running");
     rt.ok(&["kill", &id, "KILL"]);

@@ -138,8 +138,8 @@ pub struct Info {
 }
 
 impl Info {
-    /// The runtime-spec state JSON (with runc's extra fields).
-    pub fn oci_state(&self) -> serde_json::Value {
+    /// The runtime-spec state (with runc's extra fields).
+    pub fn oci_state(&self) -> crate::state::OciState {
         self.record.oci_state(self.status)
     }
 }
@@ -243,6 +243,31 @@ impl Runtime {
             Some(_) => Manager::for_systemd(&layout)?,
             None => Manager::with_layout(&layout, linux.cgroups_path().as_deref(), &opts.id)?,
         };
+        // Recorded before anything of the container exists, so that a
+        // `create` killed at any point leaves a container that `list` shows
+        // and `delete` removes whole: the cgroups it may have made, the pid
+        // file it may have written (the state says "creating" until the end).
+        let pid_file = match &opts.pid_file {
+            Some(p) => Some(std::path::absolute(p).ctx("resolve", p)?),
+            None => None,
+        };
+        let mut record = Record {
+            oci_version: spec.version().clone(),
+            id: opts.id.clone(),
+            status: Status::Creating,
+            pid: 0,
+            pid_start_time: 0,
+            bundle: bundle.clone(),
+            rootfs: rootfs.clone(),
+            annotations: spec.annotations().clone().unwrap_or_default(),
+            created: humantime::format_rfc3339_nanos(SystemTime::now()).to_string(),
+            cgroup: cg.planned_paths(scope.as_ref().map(|s| s.unit.clone())),
+            owner: nix::unistd::geteuid().as_raw(),
+            systemd_cgroup: scope.is_some(),
+            pid_file,
+            host_mounts_above: None,
+        };
+        dir_ref.save(&record)?;
         // Only the cgroup2 directory now (clone3 places the init in it); the
         // rest is made while the init creates its namespaces.
         let created = cg.create_unified();
@@ -355,20 +380,10 @@ impl Runtime {
         let cg = cleanup.cgroups.as_ref().expect("set above");
         crate::timing::stage("cgroups created");
 
-        let mut record = Record {
-            oci_version: spec.version().clone(),
-            id: opts.id.clone(),
-            status: Status::Creating,
-            pid: pid.as_raw(),
-            pid_start_time: procfs::start_time(pid.as_raw()).unwrap_or(0),
-            bundle: bundle.clone(),
-            rootfs: rootfs.clone(),
-            annotations: spec.annotations().clone().unwrap_or_default(),
-            created: humantime::format_rfc3339_nanos(SystemTime::now()).to_string(),
-            cgroup: cg.paths().clone(),
-            owner: nix::unistd::geteuid().as_raw(),
-            systemd_cgroup: cg.paths().systemd_unit.is_some(),
-        };
+        record.pid = pid.as_raw();
+        record.pid_start_time = procfs::start_time(pid.as_raw()).unwrap_or(0);
+        record.cgroup = cg.paths().clone();
+        record.systemd_cgroup = cg.paths().systemd_unit.is_some();
         let state_json = serde_json::to_vec(&record.oci_state(Status::Creating))
             .map_err(|e| Error::Other(format!("serialising state: {e}")))?;
         if let Some(h) = spec.hooks() {
@@ -530,12 +545,14 @@ impl Runtime {
     pub fn start(&self, id: &str) -> Result<()> {
         let dir = self.root.open(id)?;
         let mut info = self.info_of(&dir)?;
-        if info.status != Status::Created {
-            return Err(Error::BadStatus {
-                id: id.to_string(),
-                status: info.status.to_string(),
-                reason: "only a created container can be started".into(),
-            });
+        let refused = match info.status {
+            Status::Created => None,
+            Status::Running => Some("cannot start an already running container"),
+            Status::Paused => Some("cannot start a container in the paused state"),
+            Status::Stopped | Status::Creating => Some("cannot start a container that has stopped"),
+        };
+        if let Some(reason) = refused {
+            return Err(bad_status(id, info.status, reason));
         }
         let sock = dir.start_socket();
         let chan = Channel::connect(&sock)?;
@@ -560,21 +577,36 @@ impl Runtime {
         self.info_of(&dir)
     }
 
+    /// With the container's lock held: a record still "creating" is one
+    /// whose `create` died, and shows as stopped.
     fn info_of(&self, dir: &ContainerDir) -> Result<Info> {
-        let record = dir.load_created()?;
+        let record = dir.load_or_placeholder()?;
         let status = live_status(&record);
         Ok(Info { record, status })
     }
 
-    /// All containers under the state root (those still being created are skipped).
+    /// All containers under the state root, read without waiting for
+    /// their locks: one whose `create` is still at work shows as
+    /// "creating", one whose `create` died as "stopped".
     pub fn list(&self) -> Result<Vec<Info>> {
         let mut out = Vec::new();
         for id in self.root.list()? {
-            match self.info(&id) {
-                Ok(info) => out.push(info),
-                Err(Error::NotFound(_)) | Err(Error::BadStatus { .. }) => {}
-                Err(e) => tracing::warn!("container {id}: {e}"),
-            }
+            let record = match self.root.peek(&id) {
+                Ok(Some(r)) => r,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!("container {id}: {e}");
+                    continue;
+                }
+            };
+            let status = if record.status == Status::Creating
+                && ContainerDir::busy(&self.root.dir(&id))
+            {
+                Status::Creating
+            } else {
+                live_status(&record)
+            };
+            out.push(Info { record, status });
         }
         Ok(out)
     }
@@ -585,56 +617,70 @@ impl Runtime {
         let dir = self.root.open(id)?;
         let info = self.info_of(&dir)?;
         if info.status == Status::Stopped && !all {
-            return Err(Error::BadStatus {
-                id: id.to_string(),
-                status: info.status.to_string(),
-                reason: "there is no process to signal".into(),
-            });
+            return Err(bad_status(id, info.status, "container not running"));
         }
+        let cg = Manager::from_paths(info.record.cgroup.clone());
         if all {
-            let cg = Manager::from_paths(info.record.cgroup.clone());
-            signal_all(&cg, sig)?;
+            // As runc: frozen while the processes are listed and signalled
+            // (none can fork or exit and have its pid reused meanwhile),
+            // then thawed, a paused container too.
+            let _ = cg.set_frozen(true);
+            let signalled = signal_all(&cg, sig);
             if info.status != Status::Stopped {
                 let _ = sys::kill(Pid::from_raw(info.record.pid), sig);
             }
-            return Ok(());
+            let _ = cg.set_frozen(false);
+            return signalled;
         }
         sys::kill(Pid::from_raw(info.record.pid), sig)
-            .map_err(|e| Error::sys("kill", format!("{} {sig}", info.record.pid), e))
+            .map_err(|e| Error::sys("kill", format!("{} {sig}", info.record.pid), e))?;
+        // A frozen process only dies once thawed: runc thaws a paused
+        // container for SIGKILL.
+        if info.status == Status::Paused && sig == libc::SIGKILL {
+            let _ = cg.set_frozen(false);
+        }
+        Ok(())
     }
 
-    /// `delete`: removes a stopped container (with `force`, kills it first),
-    /// its cgroups and state, then runs the poststop hooks.
+    /// `delete`: removes a stopped or created container (with `force`, one
+    /// in any status, killing it first), its cgroups and state, then runs
+    /// the poststop hooks. As runc: with `force`, a container that does not
+    /// exist is no error.
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {
-        let dir = self.root.open(id)?;
-        let Some(record) = dir.load()? else {
-            // A create that died before writing its state: nothing runs there.
-            if force {
-                return dir.remove();
-            }
-            return Err(Error::BadStatus {
-                id: id.to_string(),
-                status: Status::Creating.to_string(),
-                reason: "it is still being created (use --force to remove it)".into(),
-            });
+        let dir = match self.root.open(id) {
+            Ok(dir) => dir,
+            Err(Error::NotFound(_)) if force => return Ok(()),
+            Err(e) => return Err(e),
         };
+        let record = dir.load_or_placeholder()?;
         let status = live_status(&record);
-        let cg = Manager::from_paths(record.cgroup.clone());
-        if status != Status::Stopped {
-            if !force {
-                return Err(Error::BadStatus {
-                    id: id.to_string(),
-                    status: status.to_string(),
-                    reason: "it must be stopped before it is deleted (or use --force)".into(),
-                });
+        let mut paths = record.cgroup.clone();
+        if record.status == Status::Creating {
+            // Its `create` died: the cgroups it planned are the ones it may
+            // have made (their parents, if it made any, are not known).
+            paths.created = paths.dirs.values().cloned().collect();
+        }
+        let cg = Manager::from_paths(paths);
+        match status {
+            Status::Stopped => {}
+            // A created container is deleted without --force, as runc does.
+            Status::Created => kill_init(&record, &cg, status)?,
+            _ if force => kill_init(&record, &cg, status)?,
+            _ => {
+                return Err(bad_status(
+                    id,
+                    status,
+                    &format!("cannot delete container {id} that is not stopped: {status}"),
+                ));
             }
-            if status == Status::Paused {
-                let _ = cg.set_frozen(false);
-            }
-            let _ = kill(Pid::from_raw(record.pid), Signal::SIGKILL);
-            wait_gone(&record, Duration::from_secs(10))?;
         }
         destroy_cgroups(&cg)?;
+        crate::mounts::remove_host_mounts(&record)?;
+        if record.status == Status::Creating
+            && let Some(path) = &record.pid_file
+        {
+            remove_pid_file(path);
+        }
         let spec = dir.load_config().ok();
         let state = serde_json::to_vec(&record.oci_state(Status::Stopped)).unwrap_or_default();
         dir.remove()?;
@@ -648,12 +694,9 @@ impl Runtime {
     pub fn pause(&self, id: &str) -> Result<()> {
         let dir = self.root.open(id)?;
         let info = self.info_of(&dir)?;
-        if info.status != Status::Running {
-            return Err(Error::BadStatus {
-                id: id.to_string(),
-                status: info.status.to_string(),
-                reason: "only a running container can be paused".into(),
-            });
+        // runc freezes a created container too.
+        if !matches!(info.status, Status::Running | Status::Created) {
+            return Err(bad_status(id, info.status, "container not running"));
         }
         Manager::from_paths(info.record.cgroup).set_frozen(true)
     }
@@ -663,27 +706,20 @@ impl Runtime {
         let dir = self.root.open(id)?;
         let info = self.info_of(&dir)?;
         if info.status != Status::Paused {
-            return Err(Error::BadStatus {
-                id: id.to_string(),
-                status: info.status.to_string(),
-                reason: "only a paused container can be resumed".into(),
-            });
+            return Err(bad_status(id, info.status, "container not paused"));
         }
         Manager::from_paths(info.record.cgroup).set_frozen(false)
     }
 
-    /// `update`: changes the resource limits of a container that is not
-    /// stopped (only the fields of `resources` given change) and records
+    /// `update`: changes the resource limits of a running or paused
+    /// container (only the fields of `resources` given change) and records
     /// them in its saved config.
     pub fn update(&self, id: &str, resources: &oci_spec::runtime::LinuxResources) -> Result<()> {
         let dir = self.root.open(id)?;
         let info = self.info_of(&dir)?;
-        if info.status == Status::Stopped {
-            return Err(Error::BadStatus {
-                id: id.to_string(),
-                status: info.status.to_string(),
-                reason: "a stopped container's resources cannot change".into(),
-            });
+        // runc changes the resources of running and paused containers only.
+        if !matches!(info.status, Status::Running | Status::Paused) {
+            return Err(bad_status(id, info.status, "container not running"));
         }
         let mut spec = dir.load_config()?;
         let mut linux = spec.linux().clone().unwrap_or_default();
@@ -712,20 +748,57 @@ impl Runtime {
     }
 }
 
-/// The live status of a recorded container.
+/// The live status of a recorded container: stopped once its init is
+/// gone, paused while frozen (a created container too, as runc reports
+/// it), else what was recorded.
 pub fn live_status(record: &Record) -> Status {
     if !record.init_alive() {
         return Status::Stopped;
     }
+    let cg = Manager::from_paths(record.cgroup.clone());
+    if cg.is_frozen().unwrap_or(false) {
+        return Status::Paused;
+    }
     match record.status {
         Status::Creating | Status::Created => Status::Created,
-        _ => {
-            let cg = Manager::from_paths(record.cgroup.clone());
-            if cg.is_frozen().unwrap_or(false) {
-                Status::Paused
-            } else {
-                Status::Running
-            }
+        _ => Status::Running,
+    }
+}
+
+/// A refusal in the container's current status, in runc's words.
+fn bad_status(id: &str, status: Status, reason: &str) -> Error {
+    Error::BadStatus {
+        id: id.to_string(),
+        status: status.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Kills a container's init (thawing it first when frozen) and waits
+/// until it is gone.
+fn kill_init(record: &Record, cg: &Manager, status: Status) -> Result<()> {
+    if status == Status::Paused {
+        let _ = cg.set_frozen(false);
+    }
+    let _ = kill(Pid::from_raw(record.pid), Signal::SIGKILL);
+    wait_gone(record, Duration::from_secs(10))
+}
+
+/// Removes a pid file a `create` that died may have left, and the
+/// temporary file of its atomic write (`.NAME.PID`).
+fn remove_pid_file(path: &Path) {
+    let _ = std::fs::remove_file(path);
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let prefix = format!(".{}.", name.to_string_lossy());
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let n = entry.file_name();
+        let n = n.to_string_lossy();
+        if n.strip_prefix(&prefix)
+            .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+        {
+            let _ = std::fs::remove_file(entry.path());
         }
     }
 }
@@ -785,16 +858,16 @@ fn wait_gone(record: &Record, timeout: Duration) -> Result<()> {
     Ok(())
 }
 
-/// Writes the pid file atomically, as runc does.
-/// Writes a new container's state.json and its pid file (which `cleanup`
-/// then removes should the creation fail).
+/// Writes a new container's pid file (which `cleanup` then removes should
+/// the creation fail), then its state.json: the pid file first, so that a
+/// `create` killed in between leaves a "creating" record naming it, which
+/// `delete` removes.
 fn record_created(record: &Record, pid_file: Option<&Path>, cleanup: &mut Cleanup) -> Result<()> {
-    cleanup.dir.as_ref().expect("made first").save(record)?;
     if let Some(path) = pid_file {
-        write_pid_file(path, Pid::from_raw(record.pid))?;
         cleanup.pid_file = Some(path.to_path_buf());
+        write_pid_file(path, Pid::from_raw(record.pid))?;
     }
-    Ok(())
+    cleanup.dir.as_ref().expect("made first").save(record)
 }
 
 pub(crate) fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {

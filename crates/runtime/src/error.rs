@@ -47,14 +47,16 @@ pub enum Error {
     #[error("container {0} already exists")]
     AlreadyExists(String),
 
-    /// The operation is not allowed in the container's current status.
-    #[error("container {id} is {status}: {reason}")]
+    /// The operation is not allowed in the container's current status. The
+    /// message is runc's own text for the case ("container not running",
+    /// "container not paused", ...): managers match these strings.
+    #[error("{reason}")]
     BadStatus {
         /// The container's id.
         id: String,
         /// Its current status.
         status: String,
-        /// Why the operation is refused.
+        /// Why the operation is refused (runc's wording).
         reason: String,
     },
 

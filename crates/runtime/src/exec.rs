@@ -280,7 +280,7 @@ impl Runtime {
         let process = &opts.process;
         spec::validate_process(process, "process")?;
         let dir = self.root().open(&opts.id)?;
-        let record = dir.load_created()?;
+        let record = dir.load_or_placeholder()?;
         let refuse = |status: Status, reason: &str| Error::BadStatus {
             id: opts.id.clone(),
             status: status.to_string(),
@@ -313,7 +313,7 @@ impl Runtime {
             .and_then(|l| l.seccomp().as_ref())
             .map(crate::seccomp::Setup::prepare)
             .transpose()?;
-        let state = record.oci_state(status).to_string();
+        let state = serde_json::to_string(&record.oci_state(status)).unwrap_or_default();
         let (console, own_console) = console::for_process(
             opts.console_socket.as_deref(),
             process.terminal().unwrap_or(false),

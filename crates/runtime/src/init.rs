@@ -228,6 +228,8 @@ fn setup(init: &mut Init<'_>) -> Result<Infallible> {
         None => init.chan.expect(Msg::Start)?,
         Some(listener) => {
             init.chan.expect(Msg::Detached)?;
+            // A created container ends on a signal, as runc's does.
+            sys::exit_on_terminating_signals();
             let conn = wait_for_start(&listener)?;
             drop(listener);
             // Errors from now on go to the `start` command.

@@ -68,10 +68,6 @@ pub fn ns_path(pid: i32, name: &str) -> PathBuf {
 
 /// The name of user `uid` in /etc/passwd, or the number as text.
 pub fn user_name(uid: u32) -> String {
-    if uid == 0 {
-        // runc shows an empty owner for root.
-        return String::new();
-    }
     std::fs::read_to_string("/etc/passwd")
         .ok()
         .and_then(|text| {

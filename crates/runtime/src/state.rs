@@ -77,6 +77,44 @@ pub struct Record {
     /// Whether the container was set up with systemd-managed cgroups.
     #[serde(default)]
     pub systemd_cgroup: bool,
+    /// The pid file `create` was asked to write. A `create` that died before
+    /// it recorded the container as created may have left it (or the
+    /// temporary file of its atomic write): `delete` then removes them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_file: Option<PathBuf>,
+    /// Set when the container has no mount namespace of its own: its mounts
+    /// were made over its root filesystem in the runtime's mount namespace,
+    /// and this is the id of the mount that was at the root filesystem
+    /// before. `delete` detaches what was stacked on top of it since.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_mounts_above: Option<u64>,
+}
+
+/// The runtime-spec state of a container, as `state` prints it (runc's
+/// field order, with runc's `created` and `owner`; annotations only when
+/// there are some) and hooks read it on their standard input.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OciState {
+    /// The runtime-spec version of the config.
+    pub oci_version: String,
+    /// The container's id.
+    pub id: String,
+    /// The init process's pid (0 once stopped).
+    pub pid: i32,
+    /// "creating", "created", "running", "paused" or "stopped".
+    pub status: Status,
+    /// The bundle directory.
+    pub bundle: PathBuf,
+    /// The root filesystem on the host.
+    pub rootfs: PathBuf,
+    /// When the container was created (RFC 3339).
+    pub created: String,
+    /// The owner's user name: empty in `state` (as runc prints it), set by `list`.
+    pub owner: String,
+    /// The config's annotations.
+    #[serde(skip_serializing_if = "HashMap::is_empty")]
+    pub annotations: HashMap<String, String>,
 }
 
 /// The state root (`--root`) holding one directory per container.
@@ -162,6 +200,24 @@ impl StateRoot {
         })
     }
 
+    /// What `state.json` of container `id` says, read without taking its
+    /// lock (listings never wait for a command at work); a directory
+    /// without one gives [`Record::placeholder`]. `None` when there is no
+    /// such directory (any more).
+    pub fn peek(&self, id: &str) -> Result<Option<Record>> {
+        let dir = self.dir(id);
+        let path = dir.join(STATE_FILE);
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| Error::Other(format!("{}: corrupt state: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Ok(dir.is_dir().then(|| Record::placeholder(id, &dir)))
+            }
+            Err(e) => Err(Error::io("read", &path, e)),
+        }
+    }
+
     /// The ids of all containers under the root, sorted.
     pub fn list(&self) -> Result<Vec<String>> {
         let entries = match fs::read_dir(&self.root) {
@@ -237,13 +293,27 @@ impl ContainerDir {
         }
     }
 
-    /// Reads `state.json`, failing if the container is still being created.
-    pub fn load_created(&self) -> Result<Record> {
-        self.load()?.ok_or_else(|| Error::BadStatus {
-            id: self.id.clone(),
-            status: Status::Creating.to_string(),
-            reason: "it is still being created".into(),
-        })
+    /// Reads `state.json`; a directory without one (a `create` that died
+    /// before it wrote anything) gives [`Record::placeholder`]. With the
+    /// lock held, a record still `creating` is one whose `create` died.
+    pub fn load_or_placeholder(&self) -> Result<Record> {
+        match self.load()? {
+            Some(r) => Ok(r),
+            None => Ok(Record::placeholder(&self.id, &self.path)),
+        }
+    }
+
+    /// Whether another process holds the container's lock (the `create`
+    /// still at work, or another command), without waiting for it.
+    pub fn busy(path: &Path) -> bool {
+        let Ok(file) = File::options()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY)
+            .open(path)
+        else {
+            return false;
+        };
+        Flock::lock(file, FlockArg::LockExclusiveNonblock).is_err()
     }
 
     /// Writes `state.json` atomically (temporary file, then rename).
@@ -320,29 +390,64 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
 }
 
 impl Record {
+    /// What is known of a container whose state directory has no
+    /// `state.json`: its `create` died right after making the directory.
+    /// It shows as a stopped container that `delete` removes.
+    pub fn placeholder(id: &str, dir: &Path) -> Record {
+        use std::os::unix::fs::MetadataExt;
+        let meta = fs::metadata(dir).ok();
+        let created = meta
+            .as_ref()
+            .and_then(|m| m.modified().ok())
+            .map(|t| humantime::format_rfc3339_nanos(t).to_string())
+            .unwrap_or_default();
+        Record {
+            oci_version: String::new(),
+            id: id.to_string(),
+            status: Status::Creating,
+            pid: 0,
+            pid_start_time: 0,
+            bundle: PathBuf::new(),
+            rootfs: PathBuf::new(),
+            annotations: HashMap::new(),
+            created,
+            cgroup: CgroupPaths::default(),
+            owner: meta.map_or(0, |m| m.uid()),
+            systemd_cgroup: false,
+            pid_file: None,
+            host_mounts_above: None,
+        }
+    }
+
     /// Whether the init process recorded here still exists (and is not a zombie).
     pub fn init_alive(&self) -> bool {
         self.pid > 0 && procfs::start_time(self.pid).is_some_and(|t| t == self.pid_start_time)
     }
 
-    /// The runtime-spec state JSON of this container with `status`, plus
-    /// runc's `created` field, as `state` prints it and hooks read it.
-    pub fn oci_state(&self, status: Status) -> serde_json::Value {
+    /// The runtime-spec state of this container with `status`, as `state`
+    /// prints it and hooks read it.
+    pub fn oci_state(&self, status: Status) -> OciState {
         let pid = match status {
             Status::Stopped => 0,
             _ => self.pid,
         };
-        serde_json::json!({
-            "ociVersion": self.oci_version,
-            "id": self.id,
-            "status": status.to_string(),
-            "pid": pid,
-            "bundle": self.bundle,
-            "rootfs": self.rootfs,
-            "created": self.created,
-            "owner": procfs::user_name(self.owner),
-            "annotations": self.annotations,
-        })
+        OciState {
+            // The version of the runtime-spec the state follows: ours.
+            oci_version: crate::spec::OCI_VERSION.to_string(),
+            id: self.id.clone(),
+            pid,
+            status,
+            bundle: self.bundle.clone(),
+            rootfs: self.rootfs.clone(),
+            created: self.created.clone(),
+            owner: String::new(),
+            annotations: self.annotations.clone(),
+        }
+    }
+
+    /// The owner's user name, as `list` shows it.
+    pub fn owner_name(&self) -> String {
+        procfs::user_name(self.owner)
     }
 }
 

@@ -241,6 +241,53 @@ pub fn ignore_signal(sig: nix::sys::signal::Signal) {
     let _ = unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigIgn) };
 }
 
+/// Makes every catchable signal whose default action ends a process end
+/// this one (`_exit(128 + signal)`), even as the pid 1 of a pid namespace,
+/// which the kernel shields from the signals it has no handler for. A
+/// created container's init waits so, as runc's does: `kill` ends it. The
+/// handlers go at exec (the program starts with default dispositions).
+/// SIGPIPE keeps its disposition.
+pub fn exit_on_terminating_signals() {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal};
+    extern "C" fn end(sig: libc::c_int) {
+        // SAFETY: _exit is async-signal-safe and never returns.
+        unsafe { libc::_exit(128 + sig) }
+    }
+    let action = SigAction::new(SigHandler::Handler(end), SaFlags::empty(), SigSet::all());
+    let keeps = |s: Signal| {
+        matches!(
+            s,
+            Signal::SIGKILL
+                | Signal::SIGSTOP
+                | Signal::SIGCHLD
+                | Signal::SIGCONT
+                | Signal::SIGTSTP
+                | Signal::SIGTTIN
+                | Signal::SIGTTOU
+                | Signal::SIGURG
+                | Signal::SIGWINCH
+                | Signal::SIGPIPE
+        )
+    };
+    for sig in Signal::iterator().filter(|s| !keeps(*s)) {
+        // SAFETY: the handler only calls _exit (async-signal-safe).
+        let _ = unsafe { nix::sys::signal::sigaction(sig, &action) };
+    }
+    for n in libc::SIGRTMIN()..=libc::SIGRTMAX() {
+        let mut sa: libc::sigaction = zeroed_sigaction();
+        sa.sa_sigaction = end as *const () as libc::sighandler_t;
+        // SAFETY: `sa` is a valid sigaction whose handler only calls _exit;
+        // nix has no type for the real-time signals.
+        unsafe { libc::sigaction(n, &sa, std::ptr::null_mut()) };
+    }
+}
+
+/// An all-zero `struct sigaction` (no flags, empty mask, SIG_DFL).
+fn zeroed_sigaction() -> libc::sigaction {
+    // SAFETY: sigaction is plain data, valid when zeroed.
+    unsafe { std::mem::zeroed() }
+}
+
 /// Restores the default disposition of `sig`.
 pub fn default_signal(sig: nix::sys::signal::Signal) {
     // SAFETY: installing SIG_DFL involves no handler code; the previous

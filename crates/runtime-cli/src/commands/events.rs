@@ -54,7 +54,7 @@ pub fn events(ctx: &Context, args: EventsArgs) -> anyhow::Result<u8> {
     let rt = ctx.runtime()?;
     let (info, cg) = rt.cgroups(&args.id)?;
     if info.status == Status::Stopped {
-        bail!("container {} is not running", args.id);
+        bail!("container with id {} is not running", args.id);
     }
     if args.stats {
         emit("stats", &args.id, Some(&cg.stats()?))?;

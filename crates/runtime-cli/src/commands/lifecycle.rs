@@ -248,7 +248,8 @@ fn wait_forwarding(pid: Pid, set: &SigSet, proxy: Option<&tty::Proxy>) -> anyhow
 /// `state`: the runtime-spec state JSON.
 pub fn state(ctx: &Context, args: IdArg) -> anyhow::Result<u8> {
     let info = ctx.runtime()?.info(&args.id)?;
-    println!("{}", serde_json::to_string_pretty(&info.oci_state())?);
+    // No newline after it, as runc prints it.
+    print!("{}", serde_json::to_string_pretty(&info.oci_state())?);
     Ok(0)
 }
 
@@ -261,26 +262,33 @@ pub fn list(ctx: &Context, args: ListArgs) -> anyhow::Result<u8> {
         }
         return Ok(0);
     }
-    if args.format == "json" {
-        let states: Vec<_> = all.iter().map(|i| i.oci_state()).collect();
-        println!("{}", serde_json::to_string(&states)?);
-        return Ok(0);
-    }
-    let rows: Vec<[String; 6]> = all
+    let states: Vec<_> = all
         .iter()
         .map(|i| {
-            let pid = if i.status == capsa_runtime::state::Status::Stopped {
-                0
-            } else {
-                i.record.pid
-            };
+            let mut s = i.oci_state();
+            s.owner = i.record.owner_name();
+            s
+        })
+        .collect();
+    if args.format == "json" {
+        // Go's encoding of runc's empty list.
+        if states.is_empty() {
+            println!("null");
+        } else {
+            println!("{}", serde_json::to_string(&states)?);
+        }
+        return Ok(0);
+    }
+    let rows: Vec<[String; 6]> = states
+        .into_iter()
+        .map(|s| {
             [
-                i.record.id.clone(),
-                pid.to_string(),
-                i.status.to_string(),
-                i.record.bundle.display().to_string(),
-                i.record.created.clone(),
-                capsa_runtime::procfs::user_name(i.record.owner),
+                s.id,
+                s.pid.to_string(),
+                s.status.to_string(),
+                s.bundle.display().to_string(),
+                s.created,
+                s.owner,
             ]
         })
         .collect();
@@ -289,14 +297,20 @@ pub fn list(ctx: &Context, args: ListArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// Formats rows as a table with columns padded to their widest cell plus
-/// three spaces, as Go's tabwriter does for runc.
+/// Formats rows as runc's tables come out of Go's tabwriter (minimum
+/// width 12, padding 3): each column but the last is as wide as its
+/// widest cell plus three spaces, and at least twelve.
 pub fn table<const N: usize>(header: &[String; N], rows: &[[String; N]]) -> String {
+    const MIN_WIDTH: usize = 12;
+    const PADDING: usize = 3;
     let mut width: [usize; N] = std::array::from_fn(|i| header[i].len());
     for r in rows {
         for (w, c) in width.iter_mut().zip(r) {
             *w = (*w).max(c.len());
         }
+    }
+    for w in &mut width {
+        *w = (*w + PADDING).max(MIN_WIDTH) - PADDING;
     }
     let mut out = String::new();
     for r in std::iter::once(header).chain(rows) {
@@ -308,7 +322,7 @@ pub fn table<const N: usize>(header: &[String; N], rows: &[[String; N]]) -> Stri
                 line.push_str(&format!("{c:<w$}", w = width[i] + 3));
             }
         }
-        out.push_str(line.trim_end());
+        out.push_str(&line);
         out.push('\n');
     }
     out
@@ -316,8 +330,21 @@ pub fn table<const N: usize>(header: &[String; N], rows: &[[String; N]]) -> Stri
 
 /// `kill`.
 pub fn kill(ctx: &Context, args: KillArgs) -> anyhow::Result<u8> {
-    let sig = capsa_runtime::signals::parse(&args.signal)?;
-    ctx.runtime()?.kill(&args.id, sig, args.all)?;
+    let rt = ctx.runtime()?;
+    // Signal 0 checks that the process exists, as runc allows.
+    let sig = match args.signal.trim() {
+        "0" => Ok(0),
+        other => capsa_runtime::signals::parse(other),
+    };
+    // A missing container is reported before a bad signal, as runc does.
+    let sig = match sig {
+        Ok(sig) => sig,
+        Err(_) if !rt.root().dir(&args.id).is_dir() => {
+            return Err(capsa_runtime::Error::NotFound(args.id).into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    rt.kill(&args.id, sig, args.all)?;
     Ok(0)
 }
 

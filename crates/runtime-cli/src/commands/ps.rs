@@ -23,7 +23,12 @@ pub fn ps(ctx: &Context, args: PsArgs) -> anyhow::Result<u8> {
     let (_, cg) = ctx.runtime()?.cgroups(&args.id)?;
     let pids: Vec<i32> = cg.pids()?.into_iter().map(|p| p.as_raw()).collect();
     if args.format == "json" {
-        println!("{}", serde_json::to_string(&pids)?);
+        // Go's encoding of runc's empty list.
+        if pids.is_empty() {
+            println!("null");
+        } else {
+            println!("{}", serde_json::to_string(&pids)?);
+        }
         return Ok(0);
     }
     let ps_args = if args.ps_args.is_empty() {

