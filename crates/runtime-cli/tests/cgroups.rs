@@ -524,10 +524,7 @@ fn pause_stops_every_process_and_resume_restarts_them() {
     let frozen = counter(&b);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(counter(&b), frozen, "the counter advanced while paused");
-    assert!(
-        rt.fails(&["pause", &id])
-            .contains("container not running")
-    );
+    assert!(rt.fails(&["pause", &id]).contains("container not running"));
     rt.ok(&["resume", &id]);
     assert_eq!(rt.status(&id), "running");
     eventually("the counter to advance again", || counter(&b) > frozen);

@@ -36,7 +36,10 @@ fn create_start_state_delete() {
     rt.ok(&["start", &id]);
     assert_eq!(rt.status(&id), "running");
     // delete of a running container is refused without --force
-    assert!(rt.fails(&["delete", &id]).contains("is not stopped: running"));
+    assert!(
+        rt.fails(&["delete", &id])
+            .contains("is not stopped: running")
+    );
     // start of a running container is refused and changes nothing
     assert!(
         rt.fails(&["start", &id])
@@ -307,4 +310,34 @@ fn bad_configs_are_clear_errors_and_leave_nothing() {
     assert!(err.contains("config.json"), "{err}");
     let err = rt.fails(&["run", "--bundle", &b.path_str(), "a/b"]);
     assert!(err.contains("invalid container id"), "{err}");
+}
+
+#[test]
+fn init_errors_of_any_size_reach_the_caller_whole() {
+    // An error far longer than a socket buffer (the init sends it in parts).
+    require_root!();
+    let rt = Runtime::new();
+    let long = "h".repeat(300_000);
+    let mut b = Bundle::busybox();
+    b.edit(|c| c["hostname"] = serde_json::json!(long));
+    let id = rt.id("bighost");
+    let (code, _, err) = rt.run(&b, &id);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("sethostname") && err.contains("EINVAL"),
+        "{}",
+        &err[..err.len().min(300)]
+    );
+    assert!(err.contains(&long), "the hostname was cut from the error");
+    let prog = format!("/{}", "p".repeat(400_000));
+    let mut b = Bundle::busybox();
+    b.args(&[&prog]);
+    for cmd in ["run", "create"] {
+        let id = rt.id("bigprog");
+        let (ok, _, err) = rt.detached(&[cmd, "--bundle", &b.path_str(), &id]);
+        assert!(!ok);
+        assert!(err.contains(&prog), "{cmd}: {}", &err[..err.len().min(300)]);
+        assert!(!err.contains("exited during set-up"), "{cmd}");
+        assert!(!rt.root().join(&id).exists(), "{cmd} left its state");
+    }
 }

@@ -421,7 +421,10 @@ fn compare(
 ) {
     let mut what = Vec::new();
     if runc.code != capsa.code {
-        what.push(format!("exit code: runc {} capsa {}", runc.code, capsa.code));
+        what.push(format!(
+            "exit code: runc {} capsa {}",
+            runc.code, capsa.code
+        ));
     }
     let (ro, co) = (
         stdout_view(state, args, &runc.stdout, runc_sub),
@@ -609,8 +612,10 @@ fn log_records_in_a_log_file_match_runc() {
                 .map(|l| match format {
                     "json" => {
                         let v: Value = serde_json::from_str(l).unwrap_or(Value::Null);
-                        let mut keys: Vec<&String> =
-                            v.as_object().map(|o| o.keys().collect()).unwrap_or_default();
+                        let mut keys: Vec<&String> = v
+                            .as_object()
+                            .map(|o| o.keys().collect())
+                            .unwrap_or_default();
                         keys.sort();
                         format!("{keys:?} level={}", v["level"])
                     }
@@ -623,14 +628,22 @@ fn log_records_in_a_log_file_match_runc() {
                         .as_str()
                         .unwrap_or("")
                         .to_string(),
-                    _ => l.split("msg=").nth(1).unwrap_or("").trim_matches('"').to_string(),
+                    _ => l
+                        .split("msg=")
+                        .nth(1)
+                        .unwrap_or("")
+                        .trim_matches('"')
+                        .to_string(),
                 };
                 out.stderr.trim().replace(&id, "<ID>") == msg.replace(&id, "<ID>")
             });
             outs.push((out.code, records, msg_is_stderr || out.stderr.is_empty()));
         }
         if outs[0] != outs[1] {
-            diffs.push(format!("{format} {args:?}: runc {:?} capsa {:?}", outs[0], outs[1]));
+            diffs.push(format!(
+                "{format} {args:?}: runc {:?} capsa {:?}",
+                outs[0], outs[1]
+            ));
         }
     }
     assert!(diffs.is_empty(), "{}", diffs.join("\n"));
@@ -664,6 +677,131 @@ fn delete_of_a_missing_container_with_force_succeeds_silently() {
         // Without --force it is an error naming it as missing.
         let out = peer.run(&["delete", &id]);
         assert_eq!(out.code, 1, "{}", peer.name);
-        assert!(out.stderr.contains("does not exist"), "{}: {out:?}", peer.name);
+        assert!(
+            out.stderr.contains("does not exist"),
+            "{}: {out:?}",
+            peer.name
+        );
+    }
+}
+
+/// Runs `bundle` to its end with each peer; returns (exit code, stdout,
+/// stderr) of each.
+fn run_both(runc: &Peer, capsa: &Peer, bundle: &Bundle, tag: &str) -> [Outcome; 2] {
+    [runc, capsa].map(|peer| {
+        let id = peer.id(tag);
+        peer.run(&["run", "--bundle", &bundle.path_str(), &id])
+    })
+}
+
+#[test]
+fn sysctls_are_accepted_and_refused_as_runc_does() {
+    require_root!();
+    let Some(runc_bin) = runc() else { return };
+    let runc = Peer::new("runc", runc_bin);
+    let capsa = Peer::new("capsa", PathBuf::from(common::bin()));
+    let host_printk = common::read("/proc/sys/kernel/printk_ratelimit");
+    let host_domain = common::read("/proc/sys/kernel/domainname");
+    let without = |t: &str| -> Box<dyn Fn(&mut Value)> {
+        let t = t.to_string();
+        Box::new(move |c: &mut Value| {
+            let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+            ns.retain(|n| n["type"] != t.as_str());
+            if t == "uts" {
+                c.as_object_mut().unwrap().remove("hostname");
+            }
+        })
+    };
+    let keep = || -> Box<dyn Fn(&mut Value)> { Box::new(|_: &mut Value| {}) };
+    // The host's own network namespace, joined by path.
+    let host_net = || -> Box<dyn Fn(&mut Value)> {
+        Box::new(|c: &mut Value| {
+            for n in c["linux"]["namespaces"].as_array_mut().unwrap() {
+                if n["type"] == "network" {
+                    n["path"] = "/proc/self/ns/net".into();
+                }
+            }
+        })
+    };
+    let cases: Vec<(&str, &str, Box<dyn Fn(&mut Value)>)> = vec![
+        ("kernel.shmmax", "4096", keep()),
+        ("kernel.shmmax", "4096", without("ipc")),
+        ("kernel.msgmax", "4096", keep()),
+        ("kernel.sem", "250 32000 32 128", keep()),
+        ("fs.mqueue.msg_max", "20", keep()),
+        ("fs.mqueue.msg_max", "20", without("ipc")),
+        ("net.ipv4.ip_forward", "1", keep()),
+        ("net/ipv4/ip_forward", "1", keep()),
+        ("net.ipv4.ip_forward", "1", without("network")),
+        ("net.ipv4.ip_forward", "1", host_net()),
+        ("kernel.domainname", "capsa-test", keep()),
+        ("kernel.domainname", "capsa-test", without("uts")),
+        ("kernel.hostname", "capsa-test", keep()),
+        ("kernel.printk_ratelimit", "17", keep()),
+        ("vm.swappiness", "17", keep()),
+        ("kernel.semaphore", "1", keep()),
+    ];
+    let mut diffs = Vec::new();
+    for (key, value, edit) in &cases {
+        let mut b = Bundle::busybox();
+        let file = format!("/proc/sys/{}", key.replace('.', "/"));
+        b.edit(|c| {
+            c["linux"]["sysctl"] = serde_json::json!({ *key: *value });
+            c["process"]["args"] = serde_json::json!(["cat", file]);
+            edit(c);
+        });
+        let [r, c] = run_both(&runc, &capsa, &b, "sysctl");
+        let same = r.code == c.code && r.stdout == c.stdout && (r.code == 0) == c.stderr.is_empty();
+        if !same {
+            diffs.push(format!(
+                "{key}={value} {}: runc {r:?}\ncapsa {c:?}",
+                serde_json::to_string(&b.config["linux"]["namespaces"]).unwrap()
+            ));
+        }
+        if c.code != 0 {
+            assert!(c.stderr.contains(&format!("linux.sysctl.{key}")), "{c:?}");
+        }
+    }
+    assert_eq!(
+        common::read("/proc/sys/kernel/printk_ratelimit"),
+        host_printk
+    );
+    assert_eq!(common::read("/proc/sys/kernel/domainname"), host_domain);
+    assert!(diffs.is_empty(), "{}", diffs.join("\n\n"));
+}
+
+#[test]
+fn ipc_and_uts_sysctls_in_the_hosts_namespace_joined_by_path_are_refused() {
+    // Stricter than runc, which checks only the network namespace's path:
+    // it would set these in the host's namespaces.
+    require_root!();
+    let rt = common::Runtime::new();
+    for (key, ns, path) in [
+        ("kernel.shmmax", "ipc", "/proc/self/ns/ipc"),
+        ("fs.mqueue.msg_max", "ipc", "/proc/self/ns/ipc"),
+        ("kernel.domainname", "uts", "/proc/self/ns/uts"),
+    ] {
+        let before = common::read(format!("/proc/sys/{}", key.replace('.', "/")));
+        let mut b = Bundle::busybox();
+        b.edit(|c| {
+            c["linux"]["sysctl"] = serde_json::json!({ key: "1234" });
+            for n in c["linux"]["namespaces"].as_array_mut().unwrap() {
+                if n["type"] == ns {
+                    n["path"] = path.into();
+                }
+            }
+        });
+        let id = rt.id("hostns");
+        let (code, _, err) = rt.run(&b, &id);
+        assert_eq!(code, 1, "{key}: {err}");
+        assert!(
+            err.contains(&format!("linux.sysctl.{key}")) && err.contains("host"),
+            "{err}"
+        );
+        assert_eq!(
+            common::read(format!("/proc/sys/{}", key.replace('.', "/"))),
+            before
+        );
+        assert!(!rt.root().join(&id).exists(), "{id} left state behind");
     }
 }

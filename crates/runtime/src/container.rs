@@ -203,6 +203,7 @@ impl Runtime {
         let process = spec.process().as_ref().expect("validated");
         let linux = spec.linux().as_ref().expect("validated");
         let plan = Plan::from_config(linux)?;
+        crate::sysctl::check(linux, &plan)?;
         let scope = if self.systemd_cgroup {
             crate::cgroups::systemd::check_available()?;
             let path = linux.cgroups_path().as_deref();
@@ -599,13 +600,12 @@ impl Runtime {
                     continue;
                 }
             };
-            let status = if record.status == Status::Creating
-                && ContainerDir::busy(&self.root.dir(&id))
-            {
-                Status::Creating
-            } else {
-                live_status(&record)
-            };
+            let status =
+                if record.status == Status::Creating && ContainerDir::busy(&self.root.dir(&id)) {
+                    Status::Creating
+                } else {
+                    live_status(&record)
+                };
             out.push(Info { record, status });
         }
         Ok(out)

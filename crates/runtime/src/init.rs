@@ -366,16 +366,18 @@ pub(crate) fn join_keyring(id: &str) -> Result<()> {
     }
 }
 
-/// Writes `linux.sysctl` through the container's /proc/sys.
+/// Writes `linux.sysctl` through the container's /proc/sys (the runtime
+/// checked each belongs to a namespace of the container's own:
+/// [`crate::sysctl::check`]).
 fn apply_sysctls(linux: &Linux) -> Result<()> {
     for (key, value) in linux.sysctl().iter().flatten() {
-        if key.contains("..") || key.starts_with('/') || key.starts_with('.') {
+        let path = crate::sysctl::proc_path(key);
+        if path.contains("/../") || path.ends_with("/..") {
             return Err(Error::config(
                 format!("linux.sysctl.{key}"),
                 "not a sysctl name",
             ));
         }
-        let path = format!("/proc/sys/{}", key.replace('.', "/"));
         std::fs::write(&path, value)
             .map_err(|e| Error::config(format!("linux.sysctl.{key}"), format!("{path}: {e}")))?;
     }

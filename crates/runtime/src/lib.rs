@@ -26,6 +26,7 @@ pub mod spec;
 pub mod state;
 pub mod sync;
 pub mod sys;
+pub mod sysctl;
 pub mod timing;
 pub mod trampoline;
 

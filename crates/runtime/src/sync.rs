@@ -1,6 +1,9 @@
 //! Messages between the runtime and the container's init process while the
 //! container is set up, over a SOCK_SEQPACKET socket pair (one message per
-//! packet, so no framing is needed).
+//! packet, so no framing is needed). A message longer than a socket buffer
+//! takes (an error naming a 300 KB value, a state with many annotations)
+//! travels in parts ([`PART`]) and is put together again on receipt: no
+//! message is ever cut or lost for its size.
 //!
 //! Both ends are close-on-exec: when the init process execs the user's program
 //! the runtime reads end-of-file, which is how it learns that exec succeeded.
@@ -99,6 +102,35 @@ impl Msg {
     }
 }
 
+/// The longest packet sent: a longer message goes as packets of at most
+/// this many bytes, each but the last tagged [`MORE`] and the last
+/// [`LAST`] (far below the default socket buffer, 208 KiB, that a packet
+/// must fit in).
+pub const PART: usize = 64 * 1024;
+/// Tag of a part of a long message that more parts follow.
+const MORE: u8 = b'+';
+/// Tag of the last part of a long message.
+const LAST: u8 = b'=';
+
+/// The packets that carry `bytes`: itself when short enough, else parts.
+fn packets(bytes: &[u8]) -> Vec<Vec<u8>> {
+    if bytes.len() <= PART {
+        return vec![bytes.to_vec()];
+    }
+    let chunks: Vec<&[u8]> = bytes.chunks(PART - 1).collect();
+    let last = chunks.len() - 1;
+    chunks
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let mut p = Vec::with_capacity(c.len() + 1);
+            p.push(if i == last { LAST } else { MORE });
+            p.extend_from_slice(c);
+            p
+        })
+        .collect()
+}
+
 fn tagged(tag: u8, text: &str) -> Vec<u8> {
     let mut v = Vec::with_capacity(1 + text.len());
     v.push(tag);
@@ -164,11 +196,21 @@ impl Channel {
         }
     }
 
-    /// Sends one message.
+    /// Sends one message (in parts when it is long).
     pub fn send(&self, msg: &Msg) -> Result<()> {
         let bytes = msg.encode();
+        if bytes.len() <= PART {
+            return self.send_packet(&bytes);
+        }
+        for p in packets(&bytes) {
+            self.send_packet(&p)?;
+        }
+        Ok(())
+    }
+
+    fn send_packet(&self, bytes: &[u8]) -> Result<()> {
         loop {
-            match socket::send(self.0.as_raw_fd(), &bytes, MsgFlags::MSG_NOSIGNAL) {
+            match socket::send(self.0.as_raw_fd(), bytes, MsgFlags::MSG_NOSIGNAL) {
                 Ok(_) => return Ok(()),
                 Err(Errno::EINTR) => continue,
                 Err(e) => return Err(Error::sys("send", "sync socket", e)),
@@ -182,9 +224,12 @@ impl Channel {
             return self.send(msg);
         }
         let bytes = msg.encode();
+        let mut parts = packets(&bytes).into_iter();
+        // The descriptors travel with the first part.
+        let first = parts.next().unwrap_or_default();
         let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
         let cmsg = [socket::ControlMessage::ScmRights(&raw)];
-        let iov = [std::io::IoSlice::new(&bytes)];
+        let iov = [std::io::IoSlice::new(&first)];
         loop {
             match socket::sendmsg::<()>(
                 self.0.as_raw_fd(),
@@ -193,11 +238,15 @@ impl Channel {
                 MsgFlags::MSG_NOSIGNAL,
                 None,
             ) {
-                Ok(_) => return Ok(()),
+                Ok(_) => break,
                 Err(Errno::EINTR) => continue,
                 Err(e) => return Err(Error::sys("sendmsg", "sync socket (SCM_RIGHTS)", e)),
             }
         }
+        for p in parts {
+            self.send_packet(&p)?;
+        }
+        Ok(())
     }
 
     /// Receives one message and the descriptors sent with it.
@@ -235,7 +284,33 @@ impl Channel {
         if n == 0 {
             return Ok((None, fds));
         }
+        if matches!(buf[0], MORE | LAST) {
+            let whole = self.rest_of(&buf[..n])?;
+            return Ok((Some(Msg::decode(&whole)?), fds));
+        }
         Ok((Some(Msg::decode(&buf[..n])?), fds))
+    }
+
+    /// Puts a long message together from its parts, `first` being the one
+    /// just received (see [`PART`]).
+    fn rest_of(&self, first: &[u8]) -> Result<Vec<u8>> {
+        let mut whole = first[1..].to_vec();
+        let mut last = first[0] == LAST;
+        let mut buf = vec![0u8; PART];
+        while !last {
+            let n = self.recv_raw(&mut buf, MsgFlags::empty())?;
+            match buf[..n].first() {
+                Some(&MORE) => {}
+                Some(&LAST) => last = true,
+                _ => {
+                    return Err(Error::Other(
+                        "sync: a long message ended before its last part".into(),
+                    ));
+                }
+            }
+            whole.extend_from_slice(&buf[1..n]);
+        }
+        Ok(whole)
     }
 
     /// Receives one message; `None` at end-of-file (the peer closed or exec'd).
@@ -258,6 +333,9 @@ impl Channel {
         let n = self.recv_raw(buf, MsgFlags::empty())?;
         if n == 0 {
             return Ok(None);
+        }
+        if matches!(buf[0], MORE | LAST) {
+            return Msg::decode(&self.rest_of(&buf[..n])?).map(Some);
         }
         Msg::decode(&buf[..n]).map(Some)
     }
@@ -375,8 +453,58 @@ mod tests {
         let long = "x".repeat(100_000);
         a.send(&Msg::Go(long.clone())).unwrap();
         assert_eq!(b.recv().unwrap(), Some(Msg::Go(long)));
+        // Longer than a socket buffer: sent in parts, received whole.
+        let huge: String = (0..3_000_000)
+            .map(|i| (b'a' + (i % 26) as u8) as char)
+            .collect();
+        let sender = std::thread::spawn({
+            let huge = huge.clone();
+            let a = Channel(a.0.try_clone().unwrap());
+            move || a.send(&Msg::Error(huge))
+        });
+        assert_eq!(b.recv().unwrap(), Some(Msg::Error(huge.clone())));
+        sender.join().unwrap().unwrap();
+        let file = std::fs::File::open("/proc/self/stat").unwrap();
+        let sender = std::thread::spawn({
+            let huge = huge.clone();
+            let a = Channel(a.0.try_clone().unwrap());
+            move || a.send_with_fds(&Msg::Go(huge), &[OwnedFd::from(file)])
+        });
+        let (msg, fds) = b.recv_with_fds().unwrap();
+        assert_eq!((msg, fds.len()), (Some(Msg::Go(huge)), 1));
+        sender.join().unwrap().unwrap();
         drop(a);
         assert_eq!(b.recv().unwrap(), None);
+    }
+
+    #[test]
+    fn a_long_error_from_a_peer_that_exits_is_received_whole() {
+        // The init's last words: a long error, then it is gone.
+        let (a, b) = Channel::pair().unwrap();
+        let text = "e".repeat(300_000);
+        let sender = std::thread::spawn({
+            let text = text.clone();
+            move || {
+                a.send(&Msg::Error(text)).unwrap();
+                drop(a);
+            }
+        });
+        assert_eq!(b.try_recv_blocking_rest(), Some(Msg::Error(text)));
+        sender.join().unwrap();
+        assert_eq!(b.recv().unwrap(), None);
+    }
+
+    impl Channel {
+        /// try_recv once the first part has arrived.
+        fn try_recv_blocking_rest(&self) -> Option<Msg> {
+            for _ in 0..1000 {
+                if let Some(m) = self.try_recv() {
+                    return Some(m);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            None
+        }
     }
 
     #[test]

@@ -978,25 +978,26 @@ fn parse_sysctls(
     host_net: bool,
     host_ipc: bool,
 ) -> Result<BTreeMap<String, String>> {
+    use capsa_runtime::sysctl::namespace_of;
+    use oci_spec::runtime::LinuxNamespaceType;
     let mut out = BTreeMap::new();
     for kv in list {
         let (k, v) = kv
             .split_once('=')
             .ok_or_else(|| anyhow!("invalid sysctl value {kv:?}: use KEY=VALUE"))?;
-        let ipc = k.starts_with("kernel.msg")
-            || k.starts_with("kernel.sem")
-            || k.starts_with("kernel.shm")
-            || k.starts_with("fs.mqueue.");
-        if ipc {
-            if host_ipc {
+        // Docker's CLI takes the IPC and network ones only (not
+        // kernel.domainname, which the runtime would take).
+        match namespace_of(&capsa_runtime::sysctl::dotted(k)) {
+            Ok(LinuxNamespaceType::Ipc) if host_ipc => {
                 bail!("sysctl {k:?} is not allowed in host IPC mode");
             }
-        } else if k.starts_with("net.") {
-            if host_net {
+            Ok(LinuxNamespaceType::Network) if host_net => {
                 bail!("sysctl {k:?} not allowed in host network namespace");
             }
-        } else if k != "kernel.domainname" && k != "kernel.hostname" {
-            bail!("sysctl {k:?} is not whitelisted (not namespaced)");
+            Ok(LinuxNamespaceType::Ipc | LinuxNamespaceType::Network) => {}
+            _ => {
+                bail!("invalid argument {kv:?} for \"--sysctl\" flag: sysctl '{kv}' is not allowed")
+            }
         }
         out.insert(k.to_string(), v.to_string());
     }
@@ -2028,5 +2029,16 @@ mod tests {
         assert!(parse_sysctls(&["net.ipv4.ip_forward=1".into()], false, false).is_ok());
         assert!(parse_sysctls(&["net.ipv4.ip_forward=1".into()], true, false).is_err());
         assert!(parse_sysctls(&["vm.swappiness=1".into()], false, false).is_err());
+        assert!(parse_sysctls(&["kernel.shmmax=1".into()], false, true).is_err());
+        assert!(parse_sysctls(&["kernel.shmmax=1".into()], false, false).is_ok());
+        // Not namespaced by Docker's rules (and kernel.domainname is not
+        // taken by Docker's CLI even with a UTS namespace of its own).
+        for k in [
+            "kernel.domainname=x",
+            "kernel.hostname=x",
+            "kernel.semaphore=1",
+        ] {
+            assert!(parse_sysctls(&[k.into()], false, false).is_err(), "{k}");
+        }
     }
 }
