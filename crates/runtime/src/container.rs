@@ -676,10 +676,8 @@ impl Runtime {
         }
         destroy_cgroups(&cg)?;
         crate::mounts::remove_host_mounts(&record)?;
-        if record.status == Status::Creating
-            && let Some(path) = &record.pid_file
-        {
-            remove_pid_file(path);
+        if let Some(path) = &record.pid_file {
+            remove_pid_file(path, &record);
         }
         let spec = dir.load_config().ok();
         let state = serde_json::to_vec(&record.oci_state(Status::Stopped)).unwrap_or_default();
@@ -784,9 +782,16 @@ fn kill_init(record: &Record, cg: &Manager, status: Status) -> Result<()> {
     wait_gone(record, Duration::from_secs(10))
 }
 
-/// Removes a pid file a `create` that died may have left, and the
-/// temporary file of its atomic write (`.NAME.PID`).
-fn remove_pid_file(path: &Path) {
+/// Removes the container's pid file: the one a `create` that died may
+/// have left (and the temporary file of its atomic write, `.NAME.PID`), or
+/// the one naming its init still (a path given to a newer container since
+/// is left alone).
+fn remove_pid_file(path: &Path, record: &Record) {
+    let ours = record.status == Status::Creating
+        || std::fs::read_to_string(path).is_ok_and(|t| t.trim() == record.pid.to_string());
+    if !ours {
+        return;
+    }
     let _ = std::fs::remove_file(path);
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
         return;
