@@ -851,11 +851,6 @@ fn errors_name_the_mount_and_leave_nothing_behind() {
             &["mounts[7] /data", "mount", "size=lots", "EINVAL"],
         ),
         (
-            "bindsync",
-            json!({"destination": "/data", "type": "bind", "source": "rootfs", "options": ["bind", "sync"]}),
-            &["mounts[7].options", "\"sync\"", "no effect on a bind mount"],
-        ),
-        (
             "overproc",
             json!({"destination": "/proc/self/attr", "type": "tmpfs", "source": "tmpfs"}),
             &["mounts[7]", "inside a procfs"],
@@ -879,17 +874,88 @@ fn errors_name_the_mount_and_leave_nothing_behind() {
         }
     }
 
+    // Without a mount namespace of its own, masked paths are refused (as
+    // runc refuses them), and so is a root propagation (it would be the
+    // host's).
+    for (field, edit) in [
+        ("linux.maskedPaths", json!(null)),
+        ("linux.rootfsPropagation", json!("rprivate")),
+    ] {
+        let mut b = Bundle::busybox();
+        b.edit(|c| {
+            c["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|n| n["type"] != "mount");
+            if !edit.is_null() {
+                c["linux"]["rootfsPropagation"] = edit.clone();
+                c["linux"].as_object_mut().unwrap().remove("maskedPaths");
+                c["linux"].as_object_mut().unwrap().remove("readonlyPaths");
+            }
+        });
+        let err = create_fails(&rt, &b, "nomountns");
+        assert!(
+            err.contains(field) && err.contains("without a mount namespace"),
+            "{field}: {err}"
+        );
+    }
+}
+
+#[test]
+fn options_a_bind_mount_cannot_take_are_ignored_with_a_warning() {
+    // As runc: file-system data and superblock flags mean nothing to a
+    // bind mount; the flags it does take still apply.
+    require_root!();
+    let rt = Runtime::new();
+    let mut b = Bundle::busybox();
+    b.sh("grep ' /data ' /proc/self/mountinfo");
+    add_mounts(
+        &mut b,
+        json!([{"destination": "/data", "type": "bind", "source": "rootfs",
+                "options": ["rbind", "ro", "sync", "mode=755", "size=1m"]}]),
+    );
+    let (code, out, err) = rt.run(&b, &rt.id("binddata"));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(" /data ro,"), "{out}");
+    for o in ["sync", "mode=755", "size=1m"] {
+        assert!(
+            err.contains("level=warning") && err.contains(&format!("\\\"{o}\\\" ignored")),
+            "{o}: {err}"
+        );
+    }
+}
+
+#[test]
+fn mounts_without_a_mount_namespace_go_on_the_rootfs_and_leave_with_it() {
+    // As runc, the config's mounts are made in the runtime's mount
+    // namespace, over the root filesystem; unlike runc, delete (and the end
+    // of `run`) takes them away again.
+    require_root!();
+    let rt = Runtime::new();
     let mut b = Bundle::busybox();
     b.edit(|c| {
         c["linux"]["namespaces"]
             .as_array_mut()
             .unwrap()
-            .retain(|n| n["type"] != "mount")
+            .retain(|n| n["type"] != "mount");
+        c["linux"].as_object_mut().unwrap().remove("maskedPaths");
+        c["linux"].as_object_mut().unwrap().remove("readonlyPaths");
     });
-    let err = create_fails(&rt, &b, "nomountns");
+    b.sh("test -c /dev/null && grep -c ' /proc ' /proc/self/mountinfo && touch /x 2>&1; true");
+    let out = rt.run_ok(&b, &rt.id("nomnt"));
+    assert!(out.starts_with("1\n"), "{out}");
+    assert!(out.contains("Read-only"), "root.readonly: {out}");
+    assert!(host_mounts_under(b.path()).is_empty(), "run left mounts");
+    b.args(&["sleep", "100"]);
+    let id = rt.id("nomnt");
+    rt.create(&b, &id);
+    assert!(!host_mounts_under(b.path()).is_empty(), "made on the host");
+    rt.ok(&["start", &id]);
+    rt.ok(&["delete", "--force", &id]);
     assert!(
-        err.contains("config: mounts:") && err.contains("needs a mount namespace"),
-        "{err}"
+        host_mounts_under(b.path()).is_empty(),
+        "{:?}",
+        host_mounts_under(b.path())
     );
 }
 

@@ -96,6 +96,9 @@ struct Cleanup {
     cgroups: Option<Manager>,
     dir: Option<ContainerDir>,
     pid_file: Option<PathBuf>,
+    /// The root filesystem and the mount below what the init stacks on it
+    /// (no mount namespace of the container's own).
+    host_mounts: Option<(PathBuf, u64)>,
     poststop: Option<(oci_spec::runtime::Hooks, Vec<u8>)>,
 }
 
@@ -107,6 +110,11 @@ impl Cleanup {
         }
         if let Some(cg) = self.cgroups.take()
             && let Err(e) = destroy_cgroups(&cg)
+        {
+            tracing::warn!("cleaning up after a failed create: {e}");
+        }
+        if let Some((rootfs, below)) = self.host_mounts.take()
+            && let Err(e) = crate::mounts::detach_down_to(&rootfs, below)
         {
             tracing::warn!("cleaning up after a failed create: {e}");
         }
@@ -204,6 +212,7 @@ impl Runtime {
         let linux = spec.linux().as_ref().expect("validated");
         let plan = Plan::from_config(linux)?;
         crate::sysctl::check(linux, &plan)?;
+        crate::mounts::warn_ignored_options(&spec);
         let scope = if self.systemd_cgroup {
             crate::cgroups::systemd::check_available()?;
             let path = linux.cgroups_path().as_deref();
@@ -230,6 +239,7 @@ impl Runtime {
             cgroups: None,
             dir: None,
             pid_file: None,
+            host_mounts: None,
             poststop: None,
         };
         let dir_path = dir.path().to_path_buf();
@@ -252,6 +262,20 @@ impl Runtime {
             Some(p) => Some(std::path::absolute(p).ctx("resolve", p)?),
             None => None,
         };
+        // Without a mount namespace of its own, the container's mounts go
+        // over its root filesystem in ours: recorded for delete to detach.
+        let host_mounts_above = if !plan.has(LinuxNamespaceType::Mount) {
+            crate::mounts::check_without_mount_ns(&spec)?;
+            match crate::mounts::mounts_without_mount_ns(&spec) {
+                true => Some(
+                    sys::mount_id(&rootfs)
+                        .map_err(|e| Error::sys("statx", rootfs.display().to_string(), e))?,
+                ),
+                false => None,
+            }
+        } else {
+            None
+        };
         let mut record = Record {
             oci_version: spec.version().clone(),
             id: opts.id.clone(),
@@ -266,9 +290,10 @@ impl Runtime {
             owner: nix::unistd::geteuid().as_raw(),
             systemd_cgroup: scope.is_some(),
             pid_file,
-            host_mounts_above: None,
+            host_mounts_above,
         };
         dir_ref.save(&record)?;
+        cleanup.host_mounts = host_mounts_above.map(|id| (rootfs.clone(), id));
         // Only the cgroup2 directory now (clone3 places the init in it); the
         // rest is made while the init creates its namespaces.
         let created = cg.create_unified();
@@ -480,6 +505,7 @@ impl Runtime {
         cleanup.child = None;
         cleanup.cgroups = None;
         cleanup.pid_file = None;
+        cleanup.host_mounts = None;
         cleanup.poststop = None;
         crate::timing::stage("created");
         drop(cleanup.dir.take());
@@ -533,6 +559,7 @@ impl Runtime {
         if !(new_pid_ns && cg.remove_if_empty()) {
             destroy_cgroups(&cg)?;
         }
+        crate::mounts::remove_host_mounts(&created.record)?;
         dir.remove()?;
         if hooks::any(created.spec.hooks().as_ref(), &[Kind::Poststop]) {
             let state =

@@ -174,6 +174,9 @@ fn setup(init: &mut Init<'_>) -> Result<Infallible> {
             r.mount_before_cgroups(&ctx)?;
         }
     }
+    // Without a mount namespace of its own, nothing is mounted unless the
+    // config asks for mounts (then made in the runtime's namespace).
+    let mounted = rootfs.is_some();
     let prepared = match rootfs {
         Some(r) => r.finish(&ctx)?,
         None => Default::default(),
@@ -199,7 +202,7 @@ fn setup(init: &mut Init<'_>) -> Result<Infallible> {
         nix::unistd::chdir("/").sys("chdir", "/")?;
     }
     apply_sysctls(init.linux)?;
-    if plan.has(LinuxNamespaceType::Mount) {
+    if mounted {
         mounts::finish_rootfs(init.spec, &prepared)?;
     }
 

@@ -5,6 +5,7 @@
 
 use std::ffi::CStr;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::path::Path;
 
 use nix::errno::Errno;
 use nix::unistd::Pid;
@@ -381,6 +382,30 @@ pub fn kill(pid: Pid, sig: i32) -> Result<(), Errno> {
     // SAFETY: kill(2) takes plain integers.
     let ret = unsafe { libc::kill(pid.as_raw(), sig) };
     Errno::result(ret).map(drop)
+}
+
+/// The id of the mount `path` is on (statx STATX_MNT_ID, Linux 5.8): the
+/// top-most mount when several are stacked at `path`.
+pub fn mount_id(path: &Path) -> Result<u64, Errno> {
+    let c =
+        std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: statx is plain data, valid when zeroed.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a NUL-terminated path and `stx` a writable statx.
+    let ret = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::AT_NO_AUTOMOUNT,
+            libc::STATX_MNT_ID,
+            &mut stx,
+        )
+    };
+    Errno::result(ret)?;
+    if stx.stx_mask & libc::STATX_MNT_ID == 0 {
+        return Err(Errno::ENOSYS);
+    }
+    Ok(stx.stx_mnt_id)
 }
 
 /// Ends the calling process at once (_exit(2)): no destructors, no atexit

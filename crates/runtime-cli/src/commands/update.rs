@@ -35,9 +35,14 @@ struct Flags {
     /// Memory plus swap limit in bytes; -1 for unlimited swap
     #[arg(long, allow_hyphen_values = true)]
     memory_swap: Option<String>,
-    /// Kernel memory limit (refused: kernels no longer enforce it)
+    /// Kernel memory limit (ignored with a warning where the kernel no
+    /// longer enforces it)
     #[arg(long, allow_hyphen_values = true)]
     kernel_memory: Option<String>,
+    /// Kernel TCP buffer memory limit (ignored with a warning where the
+    /// kernel has none)
+    #[arg(long, allow_hyphen_values = true)]
+    kernel_memory_tcp: Option<String>,
     /// CPU CFS quota in microseconds per period (-1 for none)
     #[arg(long, allow_hyphen_values = true)]
     cpu_quota: Option<i64>,
@@ -82,11 +87,6 @@ pub fn update(ctx: &Context, args: UpdateArgs) -> anyhow::Result<u8> {
 
 /// The resources `args` ask for.
 fn resources(args: &Flags) -> anyhow::Result<LinuxResources> {
-    if args.kernel_memory.is_some() {
-        bail!(
-            "--kernel-memory: kernel memory limits are no longer enforced by Linux and are not supported"
-        );
-    }
     if args.l3_cache_schema.is_some() || args.mem_bw_schema.is_some() {
         bail!("--l3-cache-schema / --mem-bw-schema: Intel RDT is not supported");
     }
@@ -121,6 +121,8 @@ fn flags_json(a: &Flags) -> anyhow::Result<serde_json::Value> {
         ("--memory", "limit", &a.memory),
         ("--memory-reservation", "reservation", &a.memory_reservation),
         ("--memory-swap", "swap", &a.memory_swap),
+        ("--kernel-memory", "kernel", &a.kernel_memory),
+        ("--kernel-memory-tcp", "kernelTCP", &a.kernel_memory_tcp),
     ] {
         if let Some(v) = v {
             memory.insert(key.into(), json!(parse_size(v).context(flag)?));

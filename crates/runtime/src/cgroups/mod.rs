@@ -90,6 +90,8 @@ pub(crate) struct Write {
     /// Read the file back and require this number (and say this if not):
     /// for values the kernel clamps or silently ignores.
     pub expect: Option<(u64, &'static str)>,
+    /// See [`Write::best_effort`].
+    pub best_effort: bool,
 }
 
 impl Write {
@@ -104,6 +106,7 @@ impl Write {
             field: field.into(),
             deferrable: false,
             expect: None,
+            best_effort: false,
         }
     }
 
@@ -116,6 +119,20 @@ impl Write {
         self.expect = Some((value, hint));
         self
     }
+
+    /// A write the kernel may refuse, lack the file of, or ignore (read
+    /// back otherwise than [`Write::expect`]s) without failing the
+    /// container: it is then skipped with a warning, as runc does for
+    /// settings the kernel no longer honours.
+    pub(crate) fn best_effort(mut self) -> Self {
+        self.best_effort = true;
+        self
+    }
+}
+
+/// Warns that config field `field` is ignored, and why.
+pub(crate) fn ignored(field: &str, why: &str) {
+    tracing::warn!("{field}: ignored: {why}");
 }
 
 /// Read access to the files of one cgroup directory, for the planners that
@@ -211,8 +228,18 @@ pub(crate) fn execute(dir: &Path, writes: &[Write]) -> Result<()> {
             }
         };
         match written {
-            Ok(()) => check(dir, w)?,
+            Ok(()) => match check(dir, w) {
+                Err(Error::Config { reason, .. }) if w.best_effort => ignored(&w.field, &reason),
+                checked => checked?,
+            },
             Err(e) if w.deferrable && e.raw_os_error() == Some(libc::EINVAL) => deferred.push(w),
+            Err(e) if w.best_effort => {
+                if let Error::Config { reason, .. } =
+                    write_error(dir, &w.file, &w.value, &w.field, e)
+                {
+                    ignored(&w.field, &reason);
+                }
+            }
             Err(e) => return Err(write_error(dir, &w.file, &w.value, &w.field, e)),
         }
     }

@@ -106,8 +106,10 @@ pub fn memory(m: &LinuxMemory, initial: bool, files: &dyn Files) -> Result<Vec<W
             field("reservation"),
         ));
     }
+    // Kernel memory limits are applied where the kernel still enforces
+    // them, else ignored with a warning (runc 1.1 ignores them always).
     if let Some(k) = checked(m.kernel(), "kernel")? {
-        let mut kw = Write::new("memory.kmem.limit_in_bytes", k, field("kernel"));
+        let mut kw = Write::new("memory.kmem.limit_in_bytes", k, field("kernel")).best_effort();
         if k > 0 {
             let page = page_size();
             kw = kw.expect(
@@ -118,11 +120,7 @@ pub fn memory(m: &LinuxMemory, initial: bool, files: &dyn Files) -> Result<Vec<W
         w.push(kw);
     }
     if let Some(k) = checked(m.kernel_tcp(), "kernelTCP")? {
-        w.push(Write::new(
-            "memory.kmem.tcp.limit_in_bytes",
-            k,
-            field("kernelTCP"),
-        ));
+        w.push(Write::new("memory.kmem.tcp.limit_in_bytes", k, field("kernelTCP")).best_effort());
     }
     if let Some(s) = m.swappiness() {
         if s > 100 {

@@ -83,11 +83,15 @@ pub fn memory(m: &LinuxMemory, initial: bool, files: &dyn Files) -> Result<Vec<W
     if m.swappiness().is_some() {
         return refuse("swappiness", "cgroup v2 has no per-cgroup swappiness");
     }
-    if nonzero(m.kernel()).is_some() {
-        return refuse("kernel", "cgroup v2 has no kernel memory limit");
-    }
-    if nonzero(m.kernel_tcp()).is_some() {
-        return refuse("kernelTCP", "cgroup v2 has no kernel TCP memory limit");
+    // Ignored with a warning, as runc does: cgroup v2 counts kernel memory
+    // with the rest, under memory.max.
+    for (name, v) in [("kernel", m.kernel()), ("kernelTCP", m.kernel_tcp())] {
+        if nonzero(v).is_some() {
+            super::ignored(
+                &mem_field(name),
+                "cgroup v2 has no separate kernel memory limit (memory.max counts it)",
+            );
+        }
     }
     if m.disable_oom_killer() == Some(true) {
         return refuse(

@@ -17,21 +17,11 @@ use super::{check_proc_destination, is_procfs, propagate, set_attr};
 use crate::error::{Error, Result, SysContext};
 use crate::sys::{self, MountAttr};
 
-/// Refuses options that mean nothing on a bind mount rather than ignoring them.
-pub(super) fn check_bind_options(opts: &Options, field: &str) -> Result<()> {
-    if let Some(o) = opts.superblock_options.first() {
-        return Err(Error::config(
-            format!("{field}.options"),
-            format!("{o:?} changes a file system's superblock and has no effect on a bind mount"),
-        ));
-    }
-    if let Some(o) = opts.data.first() {
-        return Err(Error::config(
-            format!("{field}.options"),
-            format!("unknown option {o:?} for a bind mount"),
-        ));
-    }
-    Ok(())
+/// The options that mean nothing on a bind mount: file-system data and
+/// superblock flags (a bind mount shares its source's file system). runc
+/// ignores them; so does capsa, with a warning ([`super::warn_ignored_options`]).
+pub(super) fn ignored_bind_options(opts: &Options) -> impl Iterator<Item = &String> {
+    opts.superblock_options.iter().chain(&opts.data)
 }
 
 /// The host path a bind mount's `source` names (relative to the bundle).

@@ -16,7 +16,7 @@ use nix::sched::CloneFlags;
 use nix::sys::wait::waitpid;
 use oci_spec::runtime::{LinuxIdMapping, Spec};
 
-use super::bind::{bind_source, bind_tree, check_bind_options};
+use super::bind::{bind_source, bind_tree};
 use super::options::{Depth, Options};
 use crate::error::{Error, Result, SysContext};
 use crate::namespaces::format_id_map;
@@ -61,7 +61,6 @@ pub(super) fn prepare(spec: &Spec, bundle: &Path) -> Result<IdmappedMounts> {
                     "id-mapped mounts (idmap, ridmap, uidMappings, gidMappings) must be bind mounts",
                 )
             })?;
-        check_bind_options(&opts, &field)?;
         let (uids, gids) = match (m.uid_mappings(), m.gid_mappings()) {
             (Some(u), Some(g)) => (u.as_slice(), g.as_slice()),
             (None, None) => {

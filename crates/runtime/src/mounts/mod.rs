@@ -40,7 +40,7 @@ use crate::cgroups::Hierarchy;
 use crate::error::{Error, Result, SysContext};
 use crate::sys::{self, MountAttr};
 
-use bind::{attach_bind, bind_source, bind_tree, check_bind_options};
+use bind::{attach_bind, bind_source, bind_tree, ignored_bind_options};
 use idmap::IdmappedMounts;
 use options::{Depth, Options, Propagation};
 use safe::{Leaf, Root, fd_path};
@@ -168,15 +168,53 @@ pub fn prepare_cgroup_mount(spec: &Spec, host: &HostPrep) -> Result<Option<Owned
     )
 }
 
+/// Warns about the options of the config's mounts that are ignored (see
+/// [`bind::ignored_bind_options`]). Called by the runtime before the init
+/// exists: the init's standard error is the container's.
+pub fn warn_ignored_options(spec: &Spec) {
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        if !is_bind(m) {
+            continue;
+        }
+        let opts = Options::parse(m.options().as_deref().unwrap_or_default());
+        for o in ignored_bind_options(&opts) {
+            tracing::warn!(
+                "mounts[{i}].options: {o:?} ignored: a bind mount takes no file-system data \
+                 or superblock option"
+            );
+        }
+    }
+}
+
 /// Detaches what a container without a mount namespace of its own stacked
 /// over its root filesystem in the runtime's mount namespace
 /// ([`crate::state::Record::host_mounts_above`]); nothing for the others.
 pub fn remove_host_mounts(record: &crate::state::Record) -> Result<()> {
-    let Some(below) = record.host_mounts_above else {
-        return Ok(());
-    };
-    let _ = below;
-    Ok(())
+    match record.host_mounts_above {
+        Some(below) => detach_down_to(&record.rootfs, below),
+        None => Ok(()),
+    }
+}
+
+/// Detaches the mounts stacked at `path` until the one with id `below`
+/// is on top again.
+pub fn detach_down_to(path: &Path, below: u64) -> Result<()> {
+    // A bound on a loop that each pass shortens by one mount.
+    for _ in 0..64 {
+        match sys::mount_id(path) {
+            Ok(id) if id == below => return Ok(()),
+            Ok(_) => {}
+            // The root filesystem is gone: so is what was mounted on it.
+            Err(Errno::ENOENT) => return Ok(()),
+            Err(e) => return Err(Error::sys("statx", path.display().to_string(), e)),
+        }
+        umount2(path, MntFlags::MNT_DETACH)
+            .sys("umount2", format!("{} (container mounts)", path.display()))?;
+    }
+    Err(Error::Other(format!(
+        "{}: mounts are still stacked after 64 were detached",
+        path.display()
+    )))
 }
 
 /// A new tmpfs with file-system `options` and mount attributes `attrs`
@@ -232,33 +270,46 @@ fn propagation_flags(p: Propagation) -> MsFlags {
     }
 }
 
-/// Refuses, without a mount namespace of its own, what would have to be
-/// mounted in the host's.
-fn refuse_without_mount_ns(spec: &Spec) -> Result<()> {
+/// Without a mount namespace of its own, refuses what runc refuses there
+/// (masked and read-only paths: "unable to restrict sys entries") and what
+/// would change the host's own mounts (the propagation of its `/`).
+pub fn check_without_mount_ns(spec: &Spec) -> Result<()> {
     let linux = spec.linux().as_ref();
     let any = |v: Option<&Vec<String>>| v.is_some_and(|v| !v.is_empty());
-    let refused = if spec.mounts().as_ref().is_some_and(|m| !m.is_empty()) {
-        Some("mounts")
-    } else if any(linux.and_then(|l| l.masked_paths().as_ref())) {
-        Some("linux.maskedPaths")
+    let refused = if any(linux.and_then(|l| l.masked_paths().as_ref())) {
+        Some(("linux.maskedPaths", "cannot be masked"))
     } else if any(linux.and_then(|l| l.readonly_paths().as_ref())) {
-        Some("linux.readonlyPaths")
-    } else if linux.is_some_and(|l| l.devices().as_ref().is_some_and(|d| !d.is_empty())) {
-        Some("linux.devices")
+        Some(("linux.readonlyPaths", "cannot be made read-only"))
     } else if linux.is_some_and(|l| l.rootfs_propagation().is_some()) {
-        Some("linux.rootfsPropagation")
-    } else if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
-        Some("root.readonly")
+        Some((
+            "linux.rootfsPropagation",
+            "would change the host's root propagation",
+        ))
     } else {
         None
     };
     match refused {
-        Some(field) => Err(Error::config(
+        Some((field, what)) => Err(Error::config(
             field,
-            "needs a mount namespace of the container's own (linux.namespaces has no mount)",
+            format!(
+                "{what} without a mount namespace of the container's own (linux.namespaces \
+                 has no mount)"
+            ),
         )),
         None => Ok(()),
     }
+}
+
+/// Whether a container without a mount namespace of its own mounts
+/// anything (its mounts, devices or a read-only root: then made over its
+/// root filesystem in the runtime's mount namespace, as runc does).
+pub fn mounts_without_mount_ns(spec: &Spec) -> bool {
+    spec.mounts().as_ref().is_some_and(|m| !m.is_empty())
+        || spec
+            .linux()
+            .as_ref()
+            .is_some_and(|l| l.devices().as_ref().is_some_and(|d| !d.is_empty()))
+        || spec.root().as_ref().and_then(|r| r.readonly()) == Some(true)
 }
 
 /// Sets up the root filesystem before the root is changed: propagation, the
@@ -289,8 +340,14 @@ pub struct RootfsSetup {
 /// (nothing is mounted then).
 pub fn begin_rootfs(ctx: &RootfsContext<'_>) -> Result<Option<RootfsSetup>> {
     if !ctx.new_mount_ns {
-        refuse_without_mount_ns(ctx.spec)?;
-        return Ok(None);
+        // In the runtime's mount namespace: the root filesystem gets a
+        // mount of its own for the mounts to go on (`delete` detaches it,
+        // see Record::host_mounts_above); `/` is left as it is.
+        check_without_mount_ns(ctx.spec)?;
+        if !mounts_without_mount_ns(ctx.spec) {
+            return Ok(None);
+        }
+        return bind_rootfs_onto_itself(ctx).map(Some);
     }
     let propagation = root_propagation(ctx.spec)?;
     mount(
@@ -306,6 +363,11 @@ pub fn begin_rootfs(ctx: &RootfsContext<'_>) -> Result<Option<RootfsSetup>> {
         // the rootfs bind below would propagate to the host.
         make_parent_private(ctx.rootfs)?;
     }
+    bind_rootfs_onto_itself(ctx).map(Some)
+}
+
+/// Makes the root filesystem a mount of its own and opens it.
+fn bind_rootfs_onto_itself(ctx: &RootfsContext<'_>) -> Result<RootfsSetup> {
     mount(
         Some(ctx.rootfs),
         ctx.rootfs,
@@ -320,12 +382,12 @@ pub fn begin_rootfs(ctx: &RootfsContext<'_>) -> Result<Option<RootfsSetup>> {
     let root = Root::open(ctx.rootfs)?;
     // Modes given in the config (devices, tmpfs) are meant exactly.
     let saved_umask = umask(Mode::empty());
-    Ok(Some(RootfsSetup {
+    Ok(RootfsSetup {
         root,
         prepared: Prepared::default(),
         next: 0,
         saved_umask,
-    }))
+    })
 }
 
 impl RootfsSetup {
@@ -455,7 +517,6 @@ fn mount_one(
         return remount(root, m, &opts, bind.is_some(), &what);
     }
     if let Some(depth) = bind {
-        check_bind_options(&opts, &field)?;
         if mapped {
             let tree = ctx.host.idmapped.get(i).ok_or_else(|| {
                 Error::Other(format!(
