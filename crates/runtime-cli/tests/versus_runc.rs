@@ -14,7 +14,7 @@ mod common;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Bundle, unique};
@@ -804,4 +804,246 @@ fn ipc_and_uts_sysctls_in_the_hosts_namespace_joined_by_path_are_refused() {
         );
         assert!(!rt.root().join(&id).exists(), "{id} left state behind");
     }
+}
+
+/// A config edit, by name.
+type Edit = (&'static str, fn(&mut Value));
+
+/// Configs at the edge of what a runtime takes. Each is run by runc and by
+/// capsa-runtime; they must both run it or both refuse it, but for the
+/// cases in [`STRICTER_THAN_RUNC`].
+const CONFIGS: &[Edit] = &[
+    ("memory.kernel", |c| {
+        c["linux"]["resources"]["memory"] = serde_json::json!({"kernel": 104857600})
+    }),
+    ("memory.kernelTCP", |c| {
+        c["linux"]["resources"]["memory"] = serde_json::json!({"kernelTCP": 104857600})
+    }),
+    ("blockIO.weight", |c| {
+        c["linux"]["resources"]["blockIO"] = serde_json::json!({"weight": 500})
+    }),
+    ("blockIO.leafWeight", |c| {
+        c["linux"]["resources"]["blockIO"] = serde_json::json!({"leafWeight": 500})
+    }),
+    ("bind mount with data options", |c| {
+        c["mounts"].as_array_mut().unwrap().push(serde_json::json!(
+            {"destination": "/mnt", "type": "bind", "source": "/tmp",
+             "options": ["rbind", "ro", "mode=755", "size=1m", "sync"]}))
+    }),
+    ("no mount namespace, with mounts", |c| {
+        no_mount_ns(c);
+        c["linux"].as_object_mut().unwrap().remove("maskedPaths");
+        c["linux"].as_object_mut().unwrap().remove("readonlyPaths");
+    }),
+    ("no mount namespace, with masked paths", no_mount_ns),
+    ("relative mount destination", |c| {
+        c["mounts"].as_array_mut().unwrap().push(serde_json::json!(
+            {"destination": "mnt", "type": "tmpfs", "source": "tmpfs"}))
+    }),
+    ("unknown mount type", |c| {
+        c["mounts"].as_array_mut().unwrap().push(serde_json::json!(
+            {"destination": "/mnt", "type": "no-such-fs", "source": "x"}))
+    }),
+    ("unknown capability", |c| {
+        c["process"]["capabilities"]["bounding"]
+            .as_array_mut()
+            .unwrap()
+            .push("CAP_NO_SUCH_THING".into())
+    }),
+    ("apparmorProfile without AppArmor", |c| {
+        c["process"]["apparmorProfile"] = "capsa-test".into()
+    }),
+    ("selinuxLabel without SELinux", |c| {
+        c["process"]["selinuxLabel"] = "system_u:system_r:container_t:s0".into()
+    }),
+    ("mountLabel without SELinux", |c| {
+        c["linux"]["mountLabel"] = "system_u:object_r:container_file_t:s0".into()
+    }),
+    ("seccomp with an unknown syscall", |c| {
+        c["linux"]["seccomp"] = serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["no_such_syscall", "reboot"], "action": "SCMP_ACT_ERRNO"}]})
+    }),
+    ("unified resources on a v1 host", |c| {
+        c["linux"]["resources"]["unified"] = serde_json::json!({"pids.max": "10"})
+    }),
+    ("rlimit above the hard limit", |c| {
+        c["process"]["rlimits"] = serde_json::json!([
+            {"type": "RLIMIT_NOFILE", "hard": 100_000_000u64, "soft": 100_000_000u64}])
+    }),
+    ("unknown rlimit", |c| {
+        c["process"]["rlimits"] = serde_json::json!([
+            {"type": "RLIMIT_NO_SUCH", "hard": 1, "soft": 1}])
+    }),
+    ("relative cwd", |c| c["process"]["cwd"] = "tmp".into()),
+    ("env without =", |c| {
+        c["process"]["env"]
+            .as_array_mut()
+            .unwrap()
+            .push("JUSTANAME".into())
+    }),
+    ("hostname without uts", |c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n["type"] != "uts")
+    }),
+    ("uid mappings without a user namespace", |c| {
+        c["linux"]["uidMappings"] =
+            serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 1}]);
+        c["linux"]["gidMappings"] =
+            serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 1}]);
+    }),
+    ("ociVersion 2.0.0", |c| c["ociVersion"] = "2.0.0".into()),
+    ("ociVersion 1.0.0-rc1", |c| {
+        c["ociVersion"] = "1.0.0-rc1".into()
+    }),
+    ("oomScoreAdj", |c| {
+        c["process"]["oomScoreAdj"] = (-500).into()
+    }),
+    ("umask", |c| c["process"]["user"]["umask"] = 63.into()),
+    ("additional gids", |c| {
+        c["process"]["user"]["additionalGids"] = serde_json::json!([5, 100])
+    }),
+    ("cpu quota and period", |c| {
+        c["linux"]["resources"]["cpu"] = serde_json::json!({"quota": 50000, "period": 100000})
+    }),
+    (
+        "cpu burst",
+        |c| {
+            c["linux"]["resources"]["cpu"] =
+                serde_json::json!({"quota": 50000, "period": 100000, "burst": 10000})
+        },
+    ),
+    ("cpuset of a cpu that is not there", |c| {
+        c["linux"]["resources"]["cpu"] = serde_json::json!({"cpus": "4000"})
+    }),
+    ("memory swappiness", |c| {
+        c["linux"]["resources"]["memory"] = serde_json::json!({"swappiness": 10})
+    }),
+    ("memory limit below usage", |c| {
+        c["linux"]["resources"]["memory"] = serde_json::json!({"limit": 4096})
+    }),
+    ("pids limit", |c| {
+        c["linux"]["resources"]["pids"] = serde_json::json!({"limit": 20})
+    }),
+    ("hugepages of a size the host lacks", |c| {
+        c["linux"]["resources"]["hugepageLimits"] =
+            serde_json::json!([{"pageSize": "64KB", "limit": 1048576}])
+    }),
+    ("network classid", |c| {
+        c["linux"]["resources"]["network"] = serde_json::json!({"classID": 1048577})
+    }),
+    ("device rule with a bad type", |c| {
+        c["linux"]["resources"]["devices"] =
+            serde_json::json!([{"allow": true, "type": "x", "access": "rwm"}])
+    }),
+    ("netDevices", |c| {
+        c["linux"]["netDevices"] = serde_json::json!({"capsa-none0": {"name": "eth9"}})
+    }),
+    (
+        "memoryPolicy",
+        |c| {
+            c["linux"]["memoryPolicy"] = serde_json::json!({"mode": "MPOL_PREFERRED", "nodes": "0"})
+        },
+    ),
+    ("execCPUAffinity", |c| {
+        c["process"]["execCPUAffinity"] = serde_json::json!({"initial": "0", "final": "0"})
+    }),
+    ("intelRdt closID", |c| {
+        c["linux"]["intelRdt"] = serde_json::json!({"closID": "capsa-test"})
+    }),
+    ("intelRdt l3CacheSchema", |c| {
+        c["linux"]["intelRdt"] = serde_json::json!({"l3CacheSchema": "L3:0=f"})
+    }),
+    ("time namespace with offsets", |c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"type": "time"}));
+        c["linux"]["timeOffsets"] = serde_json::json!({"monotonic": {"secs": 10, "nanosecs": 0}});
+    }),
+    ("personality", |c| {
+        c["linux"]["personality"] = serde_json::json!({"domain": "LINUX32"})
+    }),
+    ("scheduler", |c| {
+        c["process"]["scheduler"] = serde_json::json!({"policy": "SCHED_BATCH"})
+    }),
+    ("ioPriority", |c| {
+        c["process"]["ioPriority"] = serde_json::json!({"class": "IOPRIO_CLASS_IDLE"})
+    }),
+    (
+        "missing hook program",
+        |c| c["hooks"] = serde_json::json!({"prestart": [{"path": "/no/such/hook"}]}),
+    ),
+];
+
+/// The configs capsa-runtime takes otherwise than runc 1.1, whether it
+/// runs them, and why: refused where ignoring would weaken isolation or
+/// change the host, run where capsa does what runc 1.1 cannot yet.
+const NOT_AS_RUNC: &[(&str, bool, &str)] = &[(
+    "time namespace with offsets",
+    true,
+    "runtime-spec 1.2's time namespace, which runc 1.2 has and runc 1.1 does not know",
+)];
+
+fn no_mount_ns(c: &mut Value) {
+    c["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|n| n["type"] != "mount");
+}
+
+/// runc leaves a container's mounts on the host when it has no mount
+/// namespace of its own: they are taken away after each of its runs.
+fn detach_all_under(dir: &Path) {
+    for _ in 0..64 {
+        let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let d = dir.display().to_string();
+        let Some(point) = text
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|p| p.starts_with(&d))
+            .last()
+        else {
+            return;
+        };
+        let _ = nix::mount::umount2(point, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+#[test]
+fn configs_are_taken_or_refused_as_runc_does() {
+    require_root!();
+    let Some(runc_bin) = runc() else { return };
+    let runc = Peer::new("runc", runc_bin);
+    let capsa = Peer::new("capsa", PathBuf::from(common::bin()));
+    let mut diffs = Vec::new();
+    for (name, edit) in CONFIGS {
+        let mut b = Bundle::busybox();
+        // Absolute, as runc wants it when the bundle path has a symlink.
+        let rootfs = b.rootfs().display().to_string();
+        b.edit(|c| {
+            c["root"]["path"] = rootfs.into();
+            edit(c);
+        });
+        let [r, c] = run_both(&runc, &capsa, &b, "cfg");
+        detach_all_under(b.path());
+        let want_capsa = match NOT_AS_RUNC.iter().find(|(n, _, _)| n == name) {
+            Some((_, runs, _)) => {
+                assert_ne!(r.code == 0, *runs, "{name}: runc now does the same");
+                *runs
+            }
+            None => r.code == 0,
+        };
+        if (c.code == 0) != want_capsa {
+            diffs.push(format!(
+                "{name}: runc {} capsa {}\n  runc:  {}\n  capsa: {}",
+                r.code,
+                c.code,
+                r.stderr.trim(),
+                c.stderr.trim()
+            ));
+        }
+    }
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
 }

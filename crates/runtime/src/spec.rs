@@ -39,12 +39,50 @@ pub fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result
     }
 }
 
-/// Reads `<bundle>/config.json`; returns the parsed spec and the raw bytes.
+/// Reads `<bundle>/config.json`; returns the parsed spec and the raw bytes
+/// (without the capabilities it ignores, see [`parse_ignoring_unknown_caps`]).
 pub fn load(bundle: &Path) -> Result<(Spec, Vec<u8>)> {
     let path = bundle.join("config.json");
     let bytes = std::fs::read(&path).ctx("read", &path)?;
-    let spec: Spec = parse(&bytes, "config.json")?;
-    Ok((spec, bytes))
+    parse_ignoring_unknown_caps(bytes, "config.json", "/process/capabilities")
+}
+
+/// Parses `bytes` as [`parse`] does; a document that fails for capability
+/// names this runtime does not know (at JSON pointer `caps`, an object of
+/// capability lists) is parsed again without them, with a warning, as runc
+/// ignores unknown capabilities (a capability not granted weakens
+/// nothing). Returns the value and the bytes it was parsed from.
+pub fn parse_ignoring_unknown_caps<T: serde::de::DeserializeOwned>(
+    bytes: Vec<u8>,
+    what: &str,
+    caps: &str,
+) -> Result<(T, Vec<u8>)> {
+    let err = match parse(&bytes, what) {
+        Ok(v) => return Ok((v, bytes)),
+        Err(e) => e,
+    };
+    let Ok(mut doc) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return Err(err);
+    };
+    let mut unknown = Vec::new();
+    if let Some(sets) = doc.pointer_mut(caps).and_then(|v| v.as_object_mut()) {
+        for list in sets.values_mut().filter_map(|l| l.as_array_mut()) {
+            list.retain(|name| {
+                let known =
+                    serde_json::from_value::<oci_spec::runtime::Capability>(name.clone()).is_ok();
+                if !known && !unknown.contains(name) {
+                    unknown.push(name.clone());
+                }
+                known
+            });
+        }
+    }
+    if unknown.is_empty() {
+        return Err(err);
+    }
+    tracing::warn!("{what}: ignoring unknown or unavailable capabilities: {unknown:?}");
+    let fixed = serde_json::to_vec(&doc).map_err(|e| Error::config(what, e.to_string()))?;
+    Ok((parse(&fixed, what)?, fixed))
 }
 
 /// The absolute path of the container's root filesystem on the host.
@@ -64,7 +102,7 @@ pub fn rootfs_path(bundle: &Path, spec: &Spec) -> Result<PathBuf> {
 ///
 /// `bundle` is used to check that the root filesystem exists.
 pub fn validate(spec: &Spec, bundle: &Path) -> Result<()> {
-    check_version(spec.version())?;
+    check_version(spec.version());
 
     let rootfs = rootfs_path(bundle, spec)?;
     match std::fs::metadata(&rootfs) {
@@ -132,12 +170,11 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<()> {
                 "mappings cannot be given for a user namespace joined by path",
             ));
         }
-        None if has_maps => {
-            return Err(Error::config(
-                "linux.uidMappings",
-                "mappings are given but no user namespace is configured",
-            ));
-        }
+        // runc 1.1 runs such a config, the mappings unused.
+        None if has_maps => ignored(
+            "linux.uidMappings",
+            "mappings are given but no user namespace is configured",
+        ),
         None if !nix::unistd::geteuid().is_root() => {
             return Err(Error::config(
                 "linux.namespaces",
@@ -185,22 +222,37 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<()> {
             "linux.mountLabel: SELinux is not enabled on this host".into(),
         ));
     }
-    if linux.intel_rdt().is_some() {
-        return Err(Error::Unsupported(
-            "linux.intelRdt: Intel RDT (resctrl) is not supported".into(),
-        ));
+    // What runc 1.1 does not know (it ignores the fields) and capsa does
+    // not do either is ignored with a warning: none of it isolates. Cache
+    // and memory bandwidth schemas are refused, as runc refuses them
+    // without Intel RDT.
+    if let Some(rdt) = linux.intel_rdt() {
+        if rdt.l3_cache_schema().is_some() || rdt.mem_bw_schema().is_some() {
+            return Err(Error::Unsupported(
+                "linux.intelRdt: Intel RDT (resctrl) is not supported: its schemas cannot be set"
+                    .into(),
+            ));
+        }
+        ignored("linux.intelRdt", "Intel RDT (resctrl) is not supported");
     }
     if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        return Err(Error::Unsupported(
-            "linux.netDevices: moving network devices is not supported".into(),
-        ));
+        ignored(
+            "linux.netDevices",
+            "moving network devices into the container is not supported",
+        );
     }
     if linux.memory_policy().is_some() {
-        return Err(Error::Unsupported(
-            "linux.memoryPolicy: NUMA memory policies are not supported".into(),
-        ));
+        ignored(
+            "linux.memoryPolicy",
+            "NUMA memory policies are not supported",
+        );
     }
     Ok(())
+}
+
+/// Warns that config field `field` is ignored, and why.
+pub fn ignored(field: &str, why: &str) {
+    tracing::warn!("{field}: ignored: {why}");
 }
 
 /// Checks the fields of a process (of config.json or of `exec --process`).
@@ -234,28 +286,23 @@ pub fn validate_process(process: &oci_spec::runtime::Process, field: &str) -> Re
         field,
     )?;
     if process.exec_cpu_affinity().is_some() {
-        return Err(Error::Unsupported(format!(
-            "{field}.execCPUAffinity: not supported"
-        )));
+        ignored(
+            &format!("{field}.execCPUAffinity"),
+            "CPU affinity at exec is not supported",
+        );
     }
     Ok(())
 }
 
-fn check_version(version: &str) -> Result<()> {
-    let mut parts = version.split(['.', '-', '+']);
-    let major = parts.next().and_then(|m| m.parse::<u32>().ok());
-    match major {
-        Some(1) => Ok(()),
-        Some(m) => Err(Error::config(
-            "ociVersion",
-            format!(
-                "{version}: major version {m} is not supported (this runtime implements {OCI_VERSION})"
-            ),
-        )),
-        None => Err(Error::config(
-            "ociVersion",
-            format!("{version:?} is not a version"),
-        )),
+/// runc runs a config of any `ociVersion`; one of another major version
+/// than ours gets a warning (what it means may differ).
+fn check_version(version: &str) {
+    let major = version.split(['.', '-', '+']).next();
+    if major != Some("1") {
+        tracing::warn!(
+            "ociVersion: {version:?}: this runtime implements runtime-spec {OCI_VERSION}; \
+             fields it does not know are ignored"
+        );
     }
 }
 
@@ -400,10 +447,12 @@ mod tests {
     }
 
     #[test]
-    fn major_version_2_is_refused() {
-        let cfg = MINIMAL.replace("1.2.0", "2.0.0");
-        let (_d, res) = bundle_with(&cfg);
-        assert!(res.unwrap_err().to_string().contains("ociVersion"));
+    fn any_version_is_taken_as_runc_takes_it() {
+        for v in ["2.0.0", "1.0.0-rc1", "bogus"] {
+            let cfg = MINIMAL.replace("1.2.0", v);
+            let (_d, res) = bundle_with(&cfg);
+            res.unwrap();
+        }
     }
 
     #[test]
@@ -431,24 +480,43 @@ mod tests {
     }
 
     #[test]
-    fn unknown_capability_is_an_error() {
+    fn unknown_capabilities_are_left_out_as_runc_does() {
         let cfg = MINIMAL.replace(
             r#""cwd":"/""#,
-            r#""cwd":"/","capabilities":{"bounding":["CAP_NOPE"]}"#,
+            r#""cwd":"/","capabilities":{"bounding":["CAP_NOPE","CAP_KILL"],"effective":["CAP_NOPE"]}"#,
         );
+        let (d, res) = bundle_with(&cfg);
+        res.unwrap();
+        let (spec, raw) = load(d.path()).unwrap();
+        let caps = spec
+            .process()
+            .as_ref()
+            .unwrap()
+            .capabilities()
+            .as_ref()
+            .unwrap();
+        assert_eq!(caps.bounding().as_ref().unwrap().len(), 1);
+        assert!(caps.effective().as_ref().unwrap().is_empty());
+        assert!(!String::from_utf8(raw).unwrap().contains("CAP_NOPE"));
+        // Any other error is still one.
+        let cfg = MINIMAL.replace(r#""cwd":"/""#, r#""cwd":7"#);
         let (_d, res) = bundle_with(&cfg);
-        let msg = res.unwrap_err().to_string();
-        assert!(msg.contains("process.capabilities.bounding"), "{msg}");
-        assert!(msg.contains("CAP_NOPE"), "{msg}");
+        assert!(res.unwrap_err().to_string().contains("process.cwd"));
     }
 
     #[test]
-    fn memory_policy_is_refused_not_ignored() {
+    fn fields_runc_does_not_know_are_ignored_not_refused() {
         let cfg = MINIMAL.replace(
             r#""namespaces""#,
-            r#""memoryPolicy":{"mode":"MPOL_BIND","nodes":"0"},"namespaces""#,
+            r#""memoryPolicy":{"mode":"MPOL_BIND","nodes":"0"},"netDevices":{"eth9":{}},"intelRdt":{"closID":"x"},"namespaces""#,
         );
         let (_d, res) = bundle_with(&cfg);
-        assert!(res.unwrap_err().to_string().contains("linux.memoryPolicy"));
+        res.unwrap();
+        let cfg = MINIMAL.replace(
+            r#""namespaces""#,
+            r#""intelRdt":{"l3CacheSchema":"L3:0=f"},"namespaces""#,
+        );
+        let (_d, res) = bundle_with(&cfg);
+        assert!(res.unwrap_err().to_string().contains("linux.intelRdt"));
     }
 }

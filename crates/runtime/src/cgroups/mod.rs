@@ -130,11 +130,6 @@ impl Write {
     }
 }
 
-/// Warns that config field `field` is ignored, and why.
-pub(crate) fn ignored(field: &str, why: &str) {
-    tracing::warn!("{field}: ignored: {why}");
-}
-
 /// Read access to the files of one cgroup directory, for the planners that
 /// turn resources into [`Write`]s (a fake in unit tests).
 pub(crate) trait Files {
@@ -229,7 +224,9 @@ pub(crate) fn execute(dir: &Path, writes: &[Write]) -> Result<()> {
         };
         match written {
             Ok(()) => match check(dir, w) {
-                Err(Error::Config { reason, .. }) if w.best_effort => ignored(&w.field, &reason),
+                Err(Error::Config { reason, .. }) if w.best_effort => {
+                    crate::spec::ignored(&w.field, &reason)
+                }
                 checked => checked?,
             },
             Err(e) if w.deferrable && e.raw_os_error() == Some(libc::EINVAL) => deferred.push(w),
@@ -237,7 +234,7 @@ pub(crate) fn execute(dir: &Path, writes: &[Write]) -> Result<()> {
                 if let Error::Config { reason, .. } =
                     write_error(dir, &w.file, &w.value, &w.field, e)
                 {
-                    ignored(&w.field, &reason);
+                    crate::spec::ignored(&w.field, &reason);
                 }
             }
             Err(e) => return Err(write_error(dir, &w.file, &w.value, &w.field, e)),

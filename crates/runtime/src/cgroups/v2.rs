@@ -87,7 +87,7 @@ pub fn memory(m: &LinuxMemory, initial: bool, files: &dyn Files) -> Result<Vec<W
     // with the rest, under memory.max.
     for (name, v) in [("kernel", m.kernel()), ("kernelTCP", m.kernel_tcp())] {
         if nonzero(v).is_some() {
-            super::ignored(
+            crate::spec::ignored(
                 &mem_field(name),
                 "cgroup v2 has no separate kernel memory limit (memory.max counts it)",
             );
@@ -516,7 +516,6 @@ mod tests {
         assert_eq!(pairs(&w), [("memory.swap.max", "2000")]);
         for (json, field) in [
             (r#"{"swappiness": 60}"#, "swappiness"),
-            (r#"{"kernel": 1000}"#, "memory.kernel"),
             (r#"{"disableOOMKiller": true}"#, "disableOOMKiller"),
             (r#"{"limit": 100, "swap": 50}"#, "memory.swap"),
             (
@@ -530,6 +529,10 @@ mod tests {
                 .to_string();
             assert!(e.contains(field), "{json}: {e}");
         }
+        // Kernel memory limits are ignored (with a warning), as runc does.
+        let r = resources(r#"{"memory": {"kernel": 1000, "kernelTCP": 1000}}"#);
+        let w = memory(r.memory().as_ref().unwrap(), false, &files()).unwrap();
+        assert!(w.is_empty(), "{w:?}");
     }
 
     #[test]
