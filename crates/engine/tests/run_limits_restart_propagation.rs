@@ -200,21 +200,36 @@ fn blkio_throttles_reach_the_cgroup() {
     };
     let e = Engine::new();
     let d = disk.to_str().unwrap();
-    let id = e.run_d(&[
+    // A weight needs an I/O scheduler that takes one (Docker then drops it
+    // with a warning; capsa's engine does not yet: that part is skipped).
+    let weight_file = capsa_testkit::blkio_weight_file();
+    if weight_file.is_none() {
+        eprintln!(
+            "SKIPPED: the --blkio-weight part: no blkio.weight or blkio.bfq.weight (I/O \
+             scheduler without weights, such as mq-deadline)"
+        );
+    }
+    let (rbps, wbps, riops, wiops) = (
+        format!("{d}:1mb"),
+        format!("{d}:2MB"),
+        format!("{d}:100"),
+        format!("{d}:200"),
+    );
+    let mut args = vec![
         "--device-read-bps",
-        &format!("{d}:1mb"),
+        &rbps,
         "--device-write-bps",
-        &format!("{d}:2MB"),
+        &wbps,
         "--device-read-iops",
-        &format!("{d}:100"),
+        &riops,
         "--device-write-iops",
-        &format!("{d}:200"),
-        "--blkio-weight",
-        "300",
-        "busybox",
-        "sleep",
-        "3600",
-    ]);
+        &wiops,
+    ];
+    if weight_file.is_some() {
+        args.extend(["--blkio-weight", "300"]);
+    }
+    args.extend(["busybox", "sleep", "3600"]);
+    let id = e.run_d(&args);
     for (file, value) in [
         ("read_bps_device", 1u64 << 20),
         ("write_bps_device", 2 << 20),
@@ -227,10 +242,11 @@ fn blkio_throttles_reach_the_cgroup() {
             "{file}"
         );
     }
-    let weight = v1_file(&id, "blkio", "blkio.weight")
-        .or_else(|| v1_file(&id, "blkio", "blkio.bfq.weight"))
-        .unwrap();
-    assert!(weight.split_whitespace().any(|w| w == "300"), "{weight}");
+    if let Some(file) = weight_file {
+        let weight = v1_file(&id, "blkio", file).unwrap();
+        assert!(weight.split_whitespace().any(|w| w == "300"), "{weight}");
+        assert_eq!(e.field(&id, "{{.HostConfig.BlkioWeight}}"), "300");
+    }
     assert_eq!(
         e.field(&id, "{{json .HostConfig.BlkioDeviceReadBps}}"),
         format!("[{{\"Path\":\"{d}\",\"Rate\":1048576}}]")
@@ -239,7 +255,6 @@ fn blkio_throttles_reach_the_cgroup() {
         e.field(&id, "{{json .HostConfig.BlkioDeviceWriteIOps}}"),
         format!("[{{\"Path\":\"{d}\",\"Rate\":200}}]")
     );
-    assert_eq!(e.field(&id, "{{.HostConfig.BlkioWeight}}"), "300");
     // Only block devices, and Docker's rate syntax.
     let err = e.fails_with(
         &[
