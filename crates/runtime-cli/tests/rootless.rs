@@ -517,3 +517,216 @@ fn seccomp_profiles_apply_unprivileged() {
 fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap().trim().to_string()
 }
+
+/// A program of the host, or `None` (after printing why the test is
+/// skipped) when it is not installed.
+fn host_tool(name: &str, package: &str) -> Option<std::path::PathBuf> {
+    let found = ["/usr/bin", "/usr/sbin", "/bin", "/sbin"]
+        .iter()
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file());
+    if found.is_none() {
+        eprintln!("SKIPPED: {name} is missing (apt-get install {package})");
+    }
+    found
+}
+
+/// The script the configs below run: the container's uid map, then each
+/// directory of its /sys/fs/cgroup with its inode, then the cgroups its
+/// process is in.
+const CGROUP_VIEW: &str = "cat /proc/self/uid_map; echo --; \
+     for d in /sys/fs/cgroup/*; do [ -L $d ] || echo \"${d##*/} $(stat -c %i $d)\"; done; \
+     echo --; cat /proc/self/cgroup";
+
+/// Checks what [`CGROUP_VIEW`] printed: a uid map with the user and its
+/// subordinate ids, and in every cgroup hierarchy the mount shows the very
+/// cgroup the container's process is in (the container's cgroups were
+/// skipped: the runtime may not make any), as runc shows it.
+fn check_cgroup_view(user: &TestUser, out: &str) {
+    let parts: Vec<&str> = out.split("--\n").collect();
+    assert_eq!(parts.len(), 3, "{out}");
+    let maps: Vec<Vec<&str>> = parts[0]
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert!(
+        maps.iter()
+            .any(|m| m[..2] == ["0", user.uid.to_string().as_str()]),
+        "{out}"
+    );
+    let inside: std::collections::HashMap<&str, u64> = parts[1]
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(n, i)| (n, i.parse().unwrap()))
+        .collect();
+    let own = capsa_runtime::cgroups::parse_proc_cgroup(parts[2]);
+    let layout = capsa_runtime::cgroups::Layout::detect().unwrap();
+    for h in &layout.hierarchies {
+        let name = h.mount_point.file_name().unwrap().to_string_lossy();
+        let cgroup = own.get(&h.name).expect("the process is in every hierarchy");
+        let host_dir = h
+            .mount_point
+            .join(cgroup.strip_prefix(&h.root).unwrap_or(Path::new("")));
+        let host_ino = std::fs::metadata(&host_dir).unwrap().ino();
+        assert_eq!(
+            inside.get(name.as_ref()),
+            Some(&host_ino),
+            "/sys/fs/cgroup/{name} is not {} in the container:\n{out}",
+            host_dir.display()
+        );
+    }
+}
+
+#[test]
+fn rootless_with_the_config_runc_spec_writes() {
+    // Made by `runc spec --rootless` (the user's own runc), run by the
+    // user: its `cgroup` mount binds the cgroups the container is really
+    // in, as no cgroup of its own may be made.
+    let Some(user) = TestUser::create() else {
+        return;
+    };
+    let Some(runc) = host_tool("runc", "runc") else {
+        return;
+    };
+    let mut b = Bundle::busybox();
+    std::fs::remove_file(b.path().join("config.json")).unwrap();
+    user.own(b.path());
+    let out = user
+        .command(&runc)
+        .args(["spec", "--rootless", "--bundle"])
+        .arg(b.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    b.config =
+        serde_json::from_slice(&std::fs::read(b.path().join("config.json")).unwrap()).unwrap();
+    assert!(
+        b.config["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["type"] == "cgroup"),
+        "runc's rootless config has a cgroup mount"
+    );
+    b.edit(|c| {
+        c["process"]["terminal"] = json!(false);
+        c["process"]["args"] = json!(["sh", "-c", CGROUP_VIEW]);
+    });
+    let mut ids = Containers::new(&user);
+    let id = ids.id("runcspec");
+    let out = as_user(&user, &["run", "--bundle", &b.path_str(), &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    check_cgroup_view(&user, &String::from_utf8_lossy(&out.stdout));
+    assert_no_state(&user, &id);
+}
+
+/// A captured rootless config (`tests/fixtures/NAME`) made runnable here:
+/// its root filesystem, the files it binds (made in the bundle), its
+/// program; a network namespace the manager had made by path is made new.
+fn captured_bundle(user: &TestUser, name: &str) -> Bundle {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name),
+    )
+    .unwrap();
+    let mut b = Bundle::busybox();
+    // The managers' root filesystems belong to the user (they unpacked
+    // them): its root inside may make mount points in it.
+    chown_tree(user, &b.rootfs());
+    let bundle = b.path_str();
+    let rootfs = b.rootfs().display().to_string();
+    let mut config: Value = serde_json::from_str(
+        &text
+            .replace("\"ROOTFS\"", &format!("{rootfs:?}"))
+            .replace("BUNDLE/", &format!("{bundle}/")),
+    )
+    .unwrap();
+    for m in config["mounts"].as_array().unwrap() {
+        if m["type"] != "bind" {
+            continue;
+        }
+        let src = Path::new(m["source"].as_str().unwrap());
+        if m["destination"] == "/dev/shm" {
+            std::fs::create_dir_all(src).unwrap();
+            user.own(src);
+        } else {
+            std::fs::write(src, "# made by the test\n").unwrap();
+        }
+    }
+    for ns in config["linux"]["namespaces"].as_array_mut().unwrap() {
+        if let Some(o) = ns.as_object_mut() {
+            o.remove("path");
+        }
+    }
+    config["process"]["args"] = json!(["sh", "-c", CGROUP_VIEW]);
+    b.config = config;
+    b.write();
+    b
+}
+
+/// Gives `user` a directory tree (symlinks themselves, not their targets).
+fn chown_tree(user: &TestUser, dir: &Path) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if entry.file_type().unwrap().is_dir() {
+            chown_tree(user, &path);
+        }
+        std::os::unix::fs::lchown(&path, Some(user.uid), Some(user.gid)).unwrap();
+    }
+    std::os::unix::fs::lchown(dir, Some(user.uid), Some(user.gid)).unwrap();
+}
+
+/// Runs `bundle` with capsa-runtime as `user` in the user namespace that
+/// rootlesskit makes (the user mapped to root, its subordinate ids to the
+/// rest: the namespace rootless Docker and Podman run their runtime in,
+/// with no user namespace in the config itself).
+fn run_in_rootlesskit(user: &TestUser, rootlesskit: &Path, b: &Bundle, id: &str) -> Output {
+    let state = tempfile::Builder::new()
+        .prefix("capsa-rk-")
+        .tempdir()
+        .unwrap();
+    user.own(state.path());
+    user.command(rootlesskit)
+        .arg("--net=host")
+        .arg("--state-dir")
+        .arg(state.path().join("rk"))
+        .arg(bin())
+        .args(["run", "--bundle", &b.path_str(), id])
+        .output()
+        .unwrap()
+}
+
+fn rootless_captured(name: &str) {
+    let Some(user) = TestUser::create() else {
+        return;
+    };
+    let Some(rootlesskit) = host_tool("rootlesskit", "rootlesskit") else {
+        return;
+    };
+    let b = captured_bundle(&user, name);
+    let id = common::unique("captured");
+    let out = run_in_rootlesskit(&user, &rootlesskit, &b, &id);
+    assert!(out.status.success(), "{name}: {}", stderr(&out));
+    check_cgroup_view(&user, &String::from_utf8_lossy(&out.stdout));
+    assert_no_state(&user, &id);
+}
+
+#[test]
+fn rootless_with_the_config_rootless_docker_makes() {
+    // Captured from Debian's docker.io 20.10.24 run rootless
+    // (dockerd-rootless.sh, rootlesskit 1.1.0, --bridge=none) with
+    // `--add-runtime` naming a wrapper that copied the bundle's
+    // config.json before running runc: `docker run --runtime wrapper
+    // busybox`. Its paths were replaced by ROOTFS, BUNDLE/ and ARGS.
+    rootless_captured("docker-20.10.24-rootless.json");
+}
+
+#[test]
+fn rootless_with_the_config_rootless_podman_makes() {
+    // Captured from Debian's podman 4.3.1 run rootless (`podman --runtime
+    // wrapper run busybox`, the wrapper copying the bundle's config.json
+    // before running runc). Its paths were replaced by ROOTFS, BUNDLE/,
+    // ARGS and NETNS (the network namespace podman makes, made new here).
+    rootless_captured("podman-4.3.1-rootless.json");
+}

@@ -694,6 +694,9 @@ fn run_both(runc: &Peer, capsa: &Peer, bundle: &Bundle, tag: &str) -> [Outcome; 
     })
 }
 
+/// An edit of a config made at run time.
+type BoxedEdit = Box<dyn Fn(&mut Value)>;
+
 #[test]
 fn sysctls_are_accepted_and_refused_as_runc_does() {
     require_root!();
@@ -702,7 +705,7 @@ fn sysctls_are_accepted_and_refused_as_runc_does() {
     let capsa = Peer::new("capsa", PathBuf::from(common::bin()));
     let host_printk = common::read("/proc/sys/kernel/printk_ratelimit");
     let host_domain = common::read("/proc/sys/kernel/domainname");
-    let without = |t: &str| -> Box<dyn Fn(&mut Value)> {
+    let without = |t: &str| -> BoxedEdit {
         let t = t.to_string();
         Box::new(move |c: &mut Value| {
             let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
@@ -712,9 +715,9 @@ fn sysctls_are_accepted_and_refused_as_runc_does() {
             }
         })
     };
-    let keep = || -> Box<dyn Fn(&mut Value)> { Box::new(|_: &mut Value| {}) };
+    let keep = || -> BoxedEdit { Box::new(|_: &mut Value| {}) };
     // The host's own network namespace, joined by path.
-    let host_net = || -> Box<dyn Fn(&mut Value)> {
+    let host_net = || -> BoxedEdit {
         Box::new(|c: &mut Value| {
             for n in c["linux"]["namespaces"].as_array_mut().unwrap() {
                 if n["type"] == "network" {
@@ -723,7 +726,7 @@ fn sysctls_are_accepted_and_refused_as_runc_does() {
             }
         })
     };
-    let cases: Vec<(&str, &str, Box<dyn Fn(&mut Value)>)> = vec![
+    let cases: Vec<(&str, &str, BoxedEdit)> = vec![
         ("kernel.shmmax", "4096", keep()),
         ("kernel.shmmax", "4096", without("ipc")),
         ("kernel.msgmax", "4096", keep()),
@@ -1002,8 +1005,7 @@ fn detach_all_under(dir: &Path) {
         let Some(point) = text
             .lines()
             .filter_map(|l| l.split(' ').nth(4))
-            .filter(|p| p.starts_with(&d))
-            .last()
+            .rfind(|p| p.starts_with(&d))
         else {
             return;
         };

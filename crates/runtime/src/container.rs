@@ -311,8 +311,12 @@ impl Runtime {
             Mode::Attached | Mode::Run => None,
         };
 
-        // Made here, with the host's privileges and view; the init inherits it.
-        let dirs = scope.is_none().then(|| cg.all_dirs());
+        // Made here, with the host's privileges and view; the init inherits
+        // it. An unprivileged runtime learns only after the fork which
+        // cgroups it may make (the others are skipped, and the init stays
+        // in the runtime's): the init's `cgroup` mounts then bind the
+        // cgroups it is really in, as runc's do.
+        let dirs = (scope.is_none() && !crate::cgroups::rootless()).then(|| cg.all_dirs());
         let rootfs_host =
             crate::mounts::prepare_on_host(&spec, &bundle, &layout, dirs.as_ref(), &plan)?;
         // The init is born in its cgroup2 cgroup (CLONE_INTO_CGROUP) and

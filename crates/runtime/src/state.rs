@@ -124,14 +124,23 @@ pub struct StateRoot {
 }
 
 /// The default state root: `/run/capsa-runtime` for root, and
-/// `$XDG_RUNTIME_DIR/capsa-runtime` for other users.
+/// `$XDG_RUNTIME_DIR/capsa-runtime` for other users, and (as runc decides
+/// it) for root of a user namespace other than the initial one unless
+/// `USER` says root: rootless Podman runs the runtime as such a root.
 pub fn default_root() -> PathBuf {
-    if nix::unistd::geteuid().is_root() {
-        return PathBuf::from("/run/capsa-runtime");
+    let xdg = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty());
+    let euid = nix::unistd::geteuid();
+    if euid.is_root() {
+        let user_ns_root =
+            crate::cgroups::rootless() && std::env::var_os("USER").is_none_or(|u| u != "root");
+        return match xdg {
+            Some(dir) if user_ns_root => PathBuf::from(dir).join("capsa-runtime"),
+            _ => PathBuf::from("/run/capsa-runtime"),
+        };
     }
-    match std::env::var_os("XDG_RUNTIME_DIR") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("capsa-runtime"),
-        _ => std::env::temp_dir().join(format!("capsa-runtime-{}", nix::unistd::geteuid())),
+    match xdg {
+        Some(dir) => PathBuf::from(dir).join("capsa-runtime"),
+        None => std::env::temp_dir().join(format!("capsa-runtime-{euid}")),
     }
 }
 

@@ -37,7 +37,8 @@ use crate::error::{Error, Result};
 
 pub use oom::OomWatcher;
 pub use paths::{
-    Hierarchy, Layout, host_hierarchies, parse_hierarchies, parse_proc_cgroup, unescape_mountinfo,
+    Hierarchy, Layout, host_hierarchies, parse_hierarchies, parse_proc_cgroup, rootless,
+    unescape_mountinfo,
 };
 pub use stats::Stats;
 
