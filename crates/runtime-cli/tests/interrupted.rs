@@ -164,7 +164,7 @@ fn kill_at_every_point(cmd: &str) {
         }
         // The id is free again (nothing of it is left, above; a new
         // container of that id is made now and then to be sure).
-        if (at.as_micros() / step.as_micros()) % 10 == 0 {
+        if (at.as_micros() / step.as_micros()).is_multiple_of(10) {
             let (ok, _, err) = rt.detached(&["create", "--bundle", &b.path_str(), &id]);
             if !ok {
                 failures.push(format!("{at:?}: create {id} again: {err}"));
