@@ -162,7 +162,11 @@ fn run() -> i32 {
     match result {
         Ok(code) => code.into(),
         Err(e) if exec => {
-            log.error(&format!("exec failed: {e:#}"));
+            let msg = format!("{e:#}");
+            match msg.starts_with("exec failed:") {
+                true => log.error(&msg),
+                false => log.error(&format!("exec failed: {msg}")),
+            }
             255
         }
         Err(e) => {

@@ -364,10 +364,12 @@ fn failures_are_reported_and_leave_no_process() {
     let pidns = ns_ino(init, "pid");
     let (code, _, err) = exec(&rt, &[&id, "nosuchprog"]);
     assert_ne!(code, 0);
+    // (On stderr as runc's log record, the quotes escaped.)
     assert!(
-        err.contains(r#"exec: "nosuchprog": executable file not found in $PATH"#),
+        err.contains(r#"exec: \"nosuchprog\": executable file not found in $PATH"#),
         "{err}"
     );
+    assert!(!err.contains("exec failed: exec failed"), "{err}");
     let (code, _, err) = exec(&rt, &[&id, "/bin/nosuchprog"]);
     assert_ne!(code, 0);
     assert!(err.contains("/bin/nosuchprog"), "{err}");

@@ -363,7 +363,10 @@ fn failures_are_clear_errors_and_leave_nothing() {
     fake.fail_next_start("failed");
     let (ok, _, err) = rt.detached(&["create", "--bundle", &b.path_str(), &id]);
     assert!(!ok);
-    assert!(err.contains(&unit) && err.contains("\"failed\""), "{err}");
+    assert!(
+        err.contains(&unit) && err.contains("ended \\\"failed\\\""),
+        "{err}"
+    );
     assert!(!fake.calls_of("ResetFailedUnit", &unit).is_empty());
     assert!(!rt.root().join(&id).exists());
     assert_no_cgroup_left(&fake, &scope_cgroup(&fake, "system.slice", &unit));
