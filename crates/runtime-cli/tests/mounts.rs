@@ -883,14 +883,14 @@ fn errors_name_the_mount_and_leave_nothing_behind() {
     ] {
         let mut b = Bundle::busybox();
         b.edit(|c| {
-            c["linux"]["namespaces"]
-                .as_array_mut()
-                .unwrap()
-                .retain(|n| n["type"] != "mount");
-            if !edit.is_null() {
+            if edit.is_null() {
+                c["linux"]["namespaces"]
+                    .as_array_mut()
+                    .unwrap()
+                    .retain(|n| n["type"] != "mount");
+            } else {
+                no_mount_namespace(c);
                 c["linux"]["rootfsPropagation"] = edit.clone();
-                c["linux"].as_object_mut().unwrap().remove("maskedPaths");
-                c["linux"].as_object_mut().unwrap().remove("readonlyPaths");
             }
         });
         let err = create_fails(&rt, &b, "nomountns");
@@ -899,6 +899,17 @@ fn errors_name_the_mount_and_leave_nothing_behind() {
             "{field}: {err}"
         );
     }
+}
+
+/// A config without a mount namespace, and so without the masked and
+/// read-only paths that need one.
+fn no_mount_namespace(c: &mut serde_json::Value) {
+    c["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|n| n["type"] != "mount");
+    c["linux"].as_object_mut().unwrap().remove("maskedPaths");
+    c["linux"].as_object_mut().unwrap().remove("readonlyPaths");
 }
 
 #[test]
@@ -933,14 +944,7 @@ fn mounts_without_a_mount_namespace_go_on_the_rootfs_and_leave_with_it() {
     require_root!();
     let rt = Runtime::new();
     let mut b = Bundle::busybox();
-    b.edit(|c| {
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .retain(|n| n["type"] != "mount");
-        c["linux"].as_object_mut().unwrap().remove("maskedPaths");
-        c["linux"].as_object_mut().unwrap().remove("readonlyPaths");
-    });
+    b.edit(no_mount_namespace);
     b.sh("test -c /dev/null && grep -c ' /proc ' /proc/self/mountinfo && touch /x 2>&1; true");
     let out = rt.run_ok(&b, &rt.id("nomnt"));
     assert!(out.starts_with("1\n"), "{out}");

@@ -814,7 +814,7 @@ type Edit = (&'static str, fn(&mut Value));
 
 /// Configs at the edge of what a runtime takes. Each is run by runc and by
 /// capsa-runtime; they must both run it or both refuse it, but for the
-/// cases in [`STRICTER_THAN_RUNC`].
+/// cases in [`NOT_AS_RUNC`].
 const CONFIGS: &[Edit] = &[
     ("memory.kernel", |c| {
         c["linux"]["resources"]["memory"] = serde_json::json!({"kernel": 104857600})
@@ -931,7 +931,7 @@ const CONFIGS: &[Edit] = &[
     }),
     ("hugepages of a size the host lacks", |c| {
         c["linux"]["resources"]["hugepageLimits"] =
-            serde_json::json!([{"pageSize": "64KB", "limit": 1048576}])
+            serde_json::json!([{"pageSize": "3MB", "limit": 1048576}])
     }),
     ("network classid", |c| {
         c["linux"]["resources"]["network"] = serde_json::json!({"classID": 1048577})
