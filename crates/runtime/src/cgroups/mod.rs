@@ -4,8 +4,10 @@
 //! The host's layout is detected once per command: pure v2 (one cgroup2 mount
 //! at /sys/fs/cgroup), pure v1, or hybrid (v1 controllers plus a cgroup2 mount
 //! at /sys/fs/cgroup/unified). A relative `cgroupsPath` goes beneath the
-//! caller's own cgroup (from /proc/self/cgroup), an absolute one is used as
-//! given; the runtime only ever writes to and removes directories it created.
+//! caller's own cgroup (from /proc/self/cgroup; on pure v2, beneath its
+//! parent, as runc: the caller's own holds the caller and so cannot pass
+//! controllers on), an absolute one is used as given; the runtime only ever
+//! writes to and removes directories it created.
 //!
 //! Each resource is applied through the hierarchy that holds its controller:
 //! a v1 hierarchy when one is mounted, else the unified one when the
