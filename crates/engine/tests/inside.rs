@@ -223,14 +223,8 @@ fn top_stats_and_update() {
         "0.5",
         "busy",
     ]);
-    let mem = Engine::cgroups_of(&id)
-        .into_iter()
-        .find(|p| p.join("memory.limit_in_bytes").exists())
-        .unwrap();
     assert_eq!(
-        std::fs::read_to_string(mem.join("memory.limit_in_bytes"))
-            .unwrap()
-            .trim(),
+        cgroup_file(&id, "memory", "memory.limit_in_bytes", "memory.max").unwrap(),
         (96u64 << 20).to_string()
     );
     assert_eq!(
@@ -239,14 +233,8 @@ fn top_stats_and_update() {
     );
     assert_eq!(e.field("busy", "{{.HostConfig.PidsLimit}}"), "50");
     e.ok(&["restart", "-t", "1", "busy"]);
-    let mem = Engine::cgroups_of(&id)
-        .into_iter()
-        .find(|p| p.join("memory.limit_in_bytes").exists())
-        .unwrap();
     assert_eq!(
-        std::fs::read_to_string(mem.join("memory.limit_in_bytes"))
-            .unwrap()
-            .trim(),
+        cgroup_file(&id, "memory", "memory.limit_in_bytes", "memory.max").unwrap(),
         (96u64 << 20).to_string()
     );
     e.ok(&["update", "--restart", "on-failure:2", "busy"]);
