@@ -69,7 +69,9 @@ stage_run() {
     mount -t devpts -o ptmxmode=0666,mode=0620,gid=5 devpts /dev/pts
     mount -t tmpfs -o mode=1777 shm /dev/shm
     echo "capsa-vm: root file system ready at $(cut -d' ' -f1 /proc/uptime) s"
-    mount -t cgroup2 -o nsdelegate,memory_recursiveprot cgroup2 /sys/fs/cgroup
+    # As systemd mounts it (the options need Linux 5.7).
+    mount -t cgroup2 -o nsdelegate,memory_recursiveprot cgroup2 /sys/fs/cgroup \
+        || mount -t cgroup2 cgroup2 /sys/fs/cgroup
     mount -t bpf bpf /sys/fs/bpf 2>/dev/null
     $bb hostname capsa-cgroup-v2
     $bb ip link set lo up
@@ -111,8 +113,9 @@ stage_run() {
     i=0
     while [ $i -lt $n ]; do
         i=$((i + 1))
-        # Each test that printed SKIPPED, and libtest's own summary.
+        # Each test that failed or printed SKIPPED, and libtest's summary.
         $bb awk '/^---- .* stdout ----$/ {t = $2} /SKIPPED/ {print "capsa-vm: skipped " t ": " $0}
+                 /^test .* FAILED$/ {print "capsa-vm: failed " $2}
                  /^test result:/ {print "capsa-vm: " $0}' "/tmp/log.$i"
     done
     if [ -z "$failed" ]; then

@@ -19,7 +19,8 @@
 #
 # --quick runs the short subset CI runs; --test (repeatable) runs only the
 # test program TEST of PACKAGE with libtest's FILTERs; --log keeps the VM's
-# console output. Exits non-zero when a test fails or the VM does not
+# console output; --timeout ends the VM after SECS (default 5400, --quick
+# 1800; also CAPSA_VM_TIMEOUT, and CAPSA_VM_ACCEL for --accel). Exits non-zero when a test fails or the VM does not
 # finish; removes its temporary directory and ends qemu whatever happens.
 #
 # Needs qemu-system-x86, linux-image-amd64, busybox-static, cpio, xz-utils
@@ -29,7 +30,7 @@ cd "$(dirname "$0")/.."
 repo=$(pwd)
 
 accel=${CAPSA_VM_ACCEL:-auto}
-timeout=${CAPSA_VM_TIMEOUT:-5400}
+timeout=${CAPSA_VM_TIMEOUT:-}
 quick=0
 log=""
 only=""
@@ -46,6 +47,8 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
+
+[ -n "$timeout" ] || { [ $quick = 1 ] && timeout=1800 || timeout=5400; }
 
 say() { echo "cgroup-v2-vm: $*" >&2; }
 die() { say "$*"; exit 1; }
