@@ -147,6 +147,7 @@ capsa-runtime-cli cgroups
 capsa-runtime-cli rootless cgroup
 capsa-runtime-cli mounts cgroup_mount
 capsa-runtime-cli exec exec_joins_the_cgroups
+capsa-runtime-cli systemd
 capsa-engine run_limits_restart_propagation memory_swap oom_kill_disable blkio_throttles
 capsa-engine run_flags memory_limit_oom_kill cpu_and_pids_limits pids_limit device_cgroup_rules
 capsa-engine containers kill_restart_pause
