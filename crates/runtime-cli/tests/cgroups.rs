@@ -540,6 +540,12 @@ fn relative_and_absolute_cgroups_paths() {
     // Relative: beneath our own cgroup (its parent on v2), in every hierarchy.
     let rel = unique("capsa-rel");
     b.edit(|c| c["linux"]["cgroupsPath"] = json!(format!("{rel}/ctr")));
+    // A limit in the innermost: on v2 the directories made on the way pass
+    // their controllers on.
+    let pids = version_of("pids").is_some();
+    if pids {
+        b.edit(|c| c["linux"]["resources"]["pids"] = json!({"limit": 17}));
+    }
     let id = rt.id("rel");
     let pid = start(&rt, &b, &id);
     let base = relative_base(h);
@@ -549,6 +555,9 @@ fn relative_and_absolute_cgroups_paths() {
         .join("ctr");
     let paths = recorded(&rt, &id);
     assert_eq!(paths.dirs[h], want);
+    if pids {
+        assert_eq!(read(dir(&rt, &id, "pids").join("pids.max")), "17");
+    }
     assert_eq!(
         paths
             .created
@@ -962,6 +971,68 @@ fn events_stream_stats_and_oom_until_the_container_stops() {
         .find_map(|l| l.strip_prefix("oom_kill "))
         .and_then(|n| n.parse::<u64>().ok());
     assert!(count.is_some_and(|n| n >= 1), "{kills}");
+}
+
+#[test]
+fn exec_and_delete_work_when_the_container_nests_its_cgroups() {
+    require_root!();
+    // What systemd or a container engine inside a container does on
+    // cgroup v2: move its processes into a child cgroup and enable
+    // controllers for the children. The container's own cgroup then holds
+    // no process and may take none ("no internal processes").
+    if Layout::detect().unwrap().mode() != Some(Mode::V2) || version_of("pids").is_none() {
+        eprintln!("SKIPPED: not a pure cgroup v2 host delegating pids");
+        return;
+    }
+    let rt = Runtime::new();
+    let mut b = busybox();
+    b.edit(|c| {
+        for m in c["mounts"].as_array_mut().unwrap() {
+            if m["type"] == "cgroup" {
+                m["options"] = json!(["nosuid", "noexec", "nodev", "relatime", "rw"]);
+            }
+        }
+    });
+    b.sh(
+        "mkdir /sys/fs/cgroup/init && echo 1 > /sys/fs/cgroup/init/cgroup.procs && \
+          echo +pids > /sys/fs/cgroup/cgroup.subtree_control && exec sleep 1000",
+    );
+    let id = rt.id("nest");
+    start(&rt, &b, &id);
+    let d = dir(&rt, &id, "pids");
+    eventually("the container to nest its cgroup", || {
+        std::fs::read_to_string(d.join("cgroup.subtree_control")).is_ok_and(|c| c.contains("pids"))
+    });
+    // exec joins the init's cgroup, as runc does when the container's own
+    // cannot take a process.
+    let out = rt.ok(&["exec", &id, "cat", "/proc/self/cgroup"]);
+    assert_eq!(out, "0::/init\n");
+    // Also into the paused container, where it joins once set up.
+    rt.ok(&["pause", &id]);
+    let tmp = tempfile::tempdir().unwrap();
+    let pid_file = tmp.path().join("pid");
+    let pf = pid_file.display().to_string();
+    let (ok, _, err) = rt.detached(&[
+        "exec",
+        "-d",
+        "--ignore-paused",
+        "--pid-file",
+        &pf,
+        &id,
+        "sleep",
+        "1000",
+    ]);
+    assert!(ok, "{err}");
+    rt.ok(&["resume", &id]);
+    let pid = read(&pid_file);
+    assert!(
+        read(format!("/proc/{pid}/cgroup")).ends_with(&format!("/{id}/init")),
+        "{}",
+        read(format!("/proc/{pid}/cgroup"))
+    );
+    let paths = recorded(&rt, &id);
+    rt.ok(&["delete", "--force", &id]);
+    assert_removed(&paths);
 }
 
 #[test]
