@@ -228,6 +228,19 @@ fn top_stats_and_update() {
         (96u64 << 20).to_string()
     );
     assert_eq!(
+        cgroup_file(&id, "pids", "pids.max", "pids.max").unwrap(),
+        "50"
+    );
+    // --cpus 0.5: half of Docker's 100 ms period.
+    assert_eq!(
+        cgroup_file(&id, "cpu", "cpu.cfs_quota_us", "cpu.max").unwrap(),
+        if cgroup_v2_host() {
+            "50000 100000"
+        } else {
+            "50000"
+        }
+    );
+    assert_eq!(
         e.field("busy", "{{.HostConfig.Memory}}"),
         (96u64 << 20).to_string()
     );
