@@ -79,6 +79,8 @@ probe_pid=""
 cleanup() {
     status=$?
     trap - EXIT INT TERM HUP
+    # Every step runs, whatever fails (a kill of what already ended).
+    set +e
     [ -n "$tail_pid" ] && kill "$tail_pid" 2>/dev/null
     [ -n "$probe_pid" ] && kill "$probe_pid" 2>/dev/null
     if [ -n "$qemu_pid" ] && kill -0 "$qemu_pid" 2>/dev/null; then
