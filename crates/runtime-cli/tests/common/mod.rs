@@ -18,7 +18,7 @@ pub fn bin() -> &'static str {
 
 // Not every test binary uses both.
 #[allow(unused_imports)]
-pub use capsa_testkit::{BUSYBOX, skip_unless_root};
+pub use capsa_testkit::{BUSYBOX, make_busybox_rootfs, skip_unless_root};
 
 /// Skips (returning from the test) unless running as root with busybox.
 #[macro_export]
@@ -46,42 +46,6 @@ pub fn read(path: impl AsRef<Path>) -> String {
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
         .trim()
         .to_string()
-}
-
-/// Makes a busybox root filesystem in `rootfs`: the static binary, a
-/// symlink per applet in /bin, /etc/passwd and /etc/group.
-pub fn make_busybox_rootfs(rootfs: &Path) {
-    for d in [
-        "bin",
-        "etc",
-        "proc",
-        "sys",
-        "dev",
-        "tmp",
-        "root",
-        "home/user",
-    ] {
-        std::fs::create_dir_all(rootfs.join(d)).unwrap();
-    }
-    std::fs::copy(BUSYBOX, rootfs.join("bin/busybox")).unwrap();
-    let list = Command::new(BUSYBOX).arg("--list").output().unwrap();
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        if applet != "busybox" {
-            let _ = std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet));
-        }
-    }
-    std::fs::write(
-        rootfs.join("etc/passwd"),
-        "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
-    )
-    .unwrap();
-    std::fs::write(
-        rootfs.join("etc/group"),
-        "root:x:0:\ntty:x:5:\nuser:x:1000:\nnogroup:x:65534:\n",
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(rootfs.join("tmp"), std::fs::Permissions::from_mode(0o1777)).unwrap();
 }
 
 /// A bundle: a temporary directory with a busybox rootfs and a config.
