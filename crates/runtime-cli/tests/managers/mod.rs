@@ -212,7 +212,8 @@ impl Env {
             COUNTER.fetch_add(1, Ordering::Relaxed)
         );
         let dir = Path::new("/run").join(&name);
-        let _ = std::fs::remove_dir_all(&dir);
+        // What a killed test process of the same pid left.
+        remove_leftovers(&dir, &name);
         std::fs::create_dir_all(&dir).unwrap();
         Env {
             dir,
@@ -523,30 +524,66 @@ impl Env {
     }
 }
 
+impl Env {
+    /// Kills and deletes every task and container containerd still has
+    /// (their shims then exit and remove their sockets).
+    fn delete_containerd_tasks(&self) {
+        let quick = Duration::from_secs(30);
+        let namespaces = run(self.ctr("default").args(["namespaces", "ls", "-q"]), quick);
+        for ns in namespaces.stdout.lines() {
+            let tasks = run(self.ctr(ns).args(["tasks", "ls", "-q"]), quick);
+            for id in tasks.stdout.lines() {
+                run(
+                    self.ctr(ns).args(["tasks", "kill", "-a", "-s", "KILL", id]),
+                    quick,
+                );
+                run(self.ctr(ns).args(["tasks", "delete", "-f", id]), quick);
+            }
+            let containers = run(self.ctr(ns).args(["containers", "ls", "-q"]), quick);
+            for id in containers.stdout.lines() {
+                run(self.ctr(ns).args(["containers", "delete", id]), quick);
+            }
+        }
+    }
+}
+
 impl Drop for Env {
     fn drop(&mut self) {
         if let Some(d) = self.dockerd.take() {
             d.stop(Duration::from_secs(20));
         }
         if let Some(d) = self.containerd.take() {
+            self.delete_containerd_tasks();
             d.stop(Duration::from_secs(10));
         }
-        // Shims, conmon and podman's helpers name the directory on their
-        // command lines.
-        let needle = self.dir.to_string_lossy().into_owned();
-        for pid in processes_naming(&needle) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+        remove_leftovers(&self.dir, &self.cgroup_parent);
+    }
+}
+
+/// Removes what the managers of an environment left once its daemons are
+/// stopped: the processes naming directory `dir` on their command lines
+/// (shims, conmon), what is left in cgroup `cgroup`, every mount beneath
+/// `dir`, and `dir`.
+fn remove_leftovers(dir: &Path, cgroup: &str) {
+    let needle = format!("{}/", dir.display());
+    for (pid, args) in processes_naming(&needle) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        if let Some(sock) = shim_socket(&args) {
+            let _ = std::fs::remove_file(sock);
         }
-        remove_cgroups(&self.cgroup_parent);
-        for m in mounts_below(&self.dir) {
-            let _ = nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH);
+    }
+    remove_cgroups(cgroup);
+    for m in mounts_below(dir) {
+        let _ = nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH);
+    }
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            eprintln!("removing {}: {e}", dir.display())
         }
-        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
-            eprintln!("removing {}: {e}", self.dir.display());
-        }
+        _ => {}
     }
 }
 
@@ -563,8 +600,28 @@ fn has_cap_sys_resource() -> bool {
         .is_some_and(|caps| caps & (1 << CAP_SYS_RESOURCE) != 0)
 }
 
-/// The pids of processes other than ours whose command line holds `needle`.
-fn processes_naming(needle: &str) -> Vec<i32> {
+/// The socket a containerd shim with command line `args` listens on
+/// (containerd 1.6: `/run/containerd/s/` and the sha256 of
+/// `<containerd address>/<namespace>/<id>`), which a killed shim leaves.
+fn shim_socket(args: &[String]) -> Option<PathBuf> {
+    use sha2::{Digest, Sha256};
+    if !args.first()?.contains("containerd-shim") {
+        return None;
+    }
+    let flag = |name: &str| {
+        let at = args.iter().position(|a| a == name)?;
+        args.get(at + 1)
+    };
+    let key = Path::new(flag("-address")?)
+        .join(flag("-namespace")?)
+        .join(flag("-id")?);
+    let hash = Sha256::digest(key.as_os_str().as_encoded_bytes());
+    Some(Path::new("/run/containerd/s").join(format!("{hash:x}")))
+}
+
+/// The pids and command lines of processes other than ours whose command
+/// line holds `needle`.
+fn processes_naming(needle: &str) -> Vec<(i32, Vec<String>)> {
     let me = std::process::id() as i32;
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -573,9 +630,18 @@ fn processes_naming(needle: &str) -> Vec<i32> {
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
         .filter(|&pid| pid != me)
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|cmd| cmd.windows(needle.len()).any(|w| w == needle.as_bytes()))
+        .filter_map(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            cmd.windows(needle.len())
+                .any(|w| w == needle.as_bytes())
+                .then(|| {
+                    let args = cmd
+                        .split(|&b| b == 0)
+                        .filter(|a| !a.is_empty())
+                        .map(|a| String::from_utf8_lossy(a).into_owned())
+                        .collect();
+                    (pid, args)
+                })
         })
         .collect()
 }
