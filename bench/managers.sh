@@ -23,6 +23,7 @@ out=bench/results/managers-$(date +%Y-%m-%d).txt
     echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "machine: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(nproc) CPUs, $(free -g | awk '/^Mem:/ {print $2}') GiB, Linux $(uname -r)"
     echo "peers: $(dockerd --version), containerd $(containerd --version | awk '{print $3}'), $(runc --version | head -1)"
+    echo "load average at the start: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo
     "$CAPSA_BIN/examples/managers_bench" "$CAPSA_BIN/capsa-runtime" "${RUNS:-30}"
 } | tee "$out"
