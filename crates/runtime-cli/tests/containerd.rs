@@ -136,14 +136,7 @@ fn ctr_runs_tasks_as_with_runc() {
     env.start_containerd(Cri::Off, "");
     let archive = managers::image::busybox_archive(&env.dir, "busybox", IMAGE, &["sh"]);
     env.ctr_import(NS, &archive);
-    let capsa = scenario(&env, "capsa");
-    let runc = scenario(&env, "runc");
-    assert_eq!(
-        capsa,
-        runc,
-        "capsa (left) and runc (right) differ\n{}",
-        env.logs()
-    );
+    let capsa = managers::same_as_runc(&env, |runtime| scenario(&env, runtime));
     assert_eq!(capsa.run, (3, "hello\n".to_string()));
     assert_eq!(capsa.exec, (5, "in-exec\n".to_string()));
     assert_eq!(

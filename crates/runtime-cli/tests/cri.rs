@@ -43,11 +43,19 @@ fn pod_life(env: &Env, cri: &Client, handler: &str) -> Seen {
         // Under a root at least as long as containerd's default.
         assert!(env.assert_capsa_runs(&pod.id).as_os_str().len() > 107);
     }
-    let script = "echo started; trap 'echo term; exit 0' TERM; while :; do sleep 0.1; done";
     let id = cri
-        .create_container(&pod, "main", IMAGE, &["sh", "-c", script])
+        .create_container(
+            &pod,
+            "main",
+            IMAGE,
+            &["sh", "-c", managers::TRAPPING_SCRIPT],
+        )
         .unwrap();
     cri.start_container(&id).unwrap();
+    let log_file = logs.join("main.log");
+    env.wait_until("the container's trap", || {
+        std::fs::read_to_string(&log_file).is_ok_and(|l| l.contains("started"))
+    });
     if handler == "capsa" {
         env.assert_capsa_runs(&id);
     }
@@ -66,7 +74,7 @@ fn pod_life(env: &Env, cri: &Client, handler: &str) -> Seen {
             .is_some_and(|c| c.value > 0);
     cri.stop_container(&id, 30).unwrap();
     let status = cri.container_status(&id).unwrap();
-    let log = std::fs::read_to_string(logs.join("main.log")).unwrap_or_default();
+    let log = std::fs::read_to_string(&log_file).unwrap_or_default();
     // CRI log lines: "<time> <stream> <tag> <text>".
     let log: Vec<&str> = log
         .lines()
@@ -105,14 +113,7 @@ fn cri_pods_run_with_the_capsa_handler_as_with_runc() {
     env.ctr_import(NS, &pause);
     env.ctr_import(NS, &busybox);
     let cri = Client::connect(&env.containerd_socket());
-    let capsa = pod_life(&env, &cri, "capsa");
-    let runc = pod_life(&env, &cri, "runc");
-    assert_eq!(
-        capsa,
-        runc,
-        "capsa (left) and runc (right) differ\n{}",
-        env.logs()
-    );
+    let capsa = managers::same_as_runc(&env, |runtime| pod_life(&env, &cri, runtime));
     use k8s_cri::v1::ContainerState;
     assert_eq!(capsa.state_running, ContainerState::ContainerRunning as i32);
     assert_eq!(capsa.exec, (3, "out\n".to_string(), "err\n".to_string()));

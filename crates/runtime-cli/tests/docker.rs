@@ -71,7 +71,6 @@ struct Life {
 /// kill.
 fn life(env: &Env, runtime: &str) -> Life {
     let name = format!("life-{runtime}");
-    let script = "echo started; trap 'echo term; exit 0' TERM; while :; do sleep 0.1; done";
     let id = docker_ok(
         env,
         &[
@@ -84,9 +83,12 @@ fn life(env: &Env, runtime: &str) -> Life {
             IMAGE,
             "sh",
             "-c",
-            script,
+            managers::TRAPPING_SCRIPT,
         ],
     );
+    env.wait_until("the container's trap", || {
+        docker(env, &["logs", &name]).stdout.contains("started")
+    });
     if runtime == "capsa" {
         // Under an exec root as long as Docker's default.
         assert!(env.assert_capsa_runs(&id).as_os_str().len() > 107);
@@ -169,14 +171,7 @@ fn life(env: &Env, runtime: &str) -> Life {
 #[test]
 fn docker_runs_a_container_life_as_with_runc() {
     let Some(env) = dockerd() else { return };
-    let capsa = life(&env, "capsa");
-    let runc = life(&env, "runc");
-    assert_eq!(
-        capsa,
-        runc,
-        "capsa (left) and runc (right) differ\n{}",
-        env.logs()
-    );
+    let capsa = managers::same_as_runc(&env, |runtime| life(&env, runtime));
     assert_eq!(capsa.exec, (3, "exec-ok\n".to_string()));
     assert_eq!(capsa.status_paused, "paused");
     assert_eq!(capsa.memory_limit, (64 << 20).to_string());
@@ -234,14 +229,7 @@ fn one_shots(env: &Env, runtime: &str) -> OneShots {
 #[test]
 fn docker_exit_codes_init_tty_and_oom_are_runcs() {
     let Some(env) = dockerd() else { return };
-    let capsa = one_shots(&env, "capsa");
-    let runc = one_shots(&env, "runc");
-    assert_eq!(
-        capsa,
-        runc,
-        "capsa (left) and runc (right) differ\n{}",
-        env.logs()
-    );
+    let capsa = managers::same_as_runc(&env, |runtime| one_shots(&env, runtime));
     assert_eq!(capsa.exit_codes, vec![0, 42, 126, 127]);
     assert_eq!(
         capsa.init,

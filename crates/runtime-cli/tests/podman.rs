@@ -71,11 +71,15 @@ fn scenario(env: &Env, runtime: &str) -> Seen {
     let once = podman(env, runtime, &args);
 
     let name = format!("p-{runtime}");
-    let script = "echo started; trap 'echo term; exit 0' TERM; while :; do sleep 0.1; done";
     let mut args = vec!["run", "-d", "--name", &name];
     args.extend(&flags);
-    args.extend([IMAGE, "sh", "-c", script]);
+    args.extend([IMAGE, "sh", "-c", managers::TRAPPING_SCRIPT]);
     let id = podman_ok(env, runtime, &args);
+    env.wait_until("the container's trap", || {
+        podman(env, runtime, &["logs", &name])
+            .stdout
+            .contains("started")
+    });
     if runtime == "capsa" {
         // Under a root as long as capsa-runtime's default at least.
         assert!(env.assert_capsa_runs(&id).as_os_str().len() > 107);
@@ -115,9 +119,7 @@ fn podman_runs_execs_stops_and_removes_as_with_runc() {
         "runc",
         &["load", "-i", &archive.display().to_string()],
     );
-    let capsa = scenario(&env, "capsa");
-    let runc = scenario(&env, "runc");
-    assert_eq!(capsa, runc, "capsa (left) and runc (right) differ");
+    let capsa = managers::same_as_runc(&env, |runtime| scenario(&env, runtime));
     let (_, hard) =
         nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
     assert_eq!(capsa.run, (4, format!("hello\n{}\n", hard.min(4096))));

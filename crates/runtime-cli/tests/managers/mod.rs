@@ -24,6 +24,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+/// A container's program that says `started` once it handles SIGTERM, and
+/// on SIGTERM says `term` and exits 0: a test waits for `started` before
+/// stopping it (a signal that came first would kill it, with any runtime).
+pub const TRAPPING_SCRIPT: &str =
+    "trap 'echo term; exit 0' TERM; echo started; while :; do sleep 0.1; done";
+
 /// How long one manager command may take before the test fails (the
 /// machine is shared: generous).
 pub const TIMEOUT: Duration = Duration::from_secs(120);
@@ -137,6 +143,20 @@ pub fn wait(child: &mut Child, timeout: Duration) -> Option<i32> {
     )
 }
 
+/// Runs `scenario` with capsa-runtime, then with runc, and fails the test
+/// unless both saw the same (runc is the oracle); returns what capsa's saw.
+pub fn same_as_runc<T: PartialEq + std::fmt::Debug>(env: &Env, scenario: impl Fn(&str) -> T) -> T {
+    let capsa = scenario("capsa");
+    let runc = scenario("runc");
+    assert_eq!(
+        capsa,
+        runc,
+        "capsa (left) and runc (right) differ\n{}",
+        env.logs()
+    );
+    capsa
+}
+
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// A 64-character hexadecimal id, unique to this process and call, as
@@ -166,6 +186,18 @@ struct Daemon {
 }
 
 impl Daemon {
+    /// Starts `cmd` with its output in `log`.
+    fn spawn(name: &'static str, cmd: &mut Command, log: PathBuf) -> Daemon {
+        let out = std::fs::File::create(&log).unwrap();
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        Daemon { name, child, log }
+    }
+
     /// Stops it: SIGTERM, then SIGKILL after `grace`.
     fn stop(mut self, grace: Duration) {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
@@ -299,21 +331,14 @@ impl Env {
         }
         let path = d.join("containerd.toml");
         std::fs::write(&path, config).unwrap();
-        let log = d.join("containerd.log");
-        let child = Command::new("containerd")
-            .arg("--config")
-            .arg(&path)
-            .args(["--log-level", "warn"])
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("containerd");
-        self.containerd = Some(Daemon {
-            name: "containerd",
-            child,
-            log,
-        });
+        self.containerd = Some(Daemon::spawn(
+            "containerd",
+            Command::new("containerd")
+                .arg("--config")
+                .arg(&path)
+                .args(["--log-level", "warn"]),
+            d.join("containerd.log"),
+        ));
         let sock = self.containerd_socket();
         self.wait_until("containerd", || {
             sock.exists()
@@ -354,8 +379,8 @@ impl Env {
         self.start_containerd(Cri::Off, "");
         let d = &self.dir;
         std::fs::write(d.join("daemon.json"), "{}").unwrap();
-        let log = d.join("dockerd.log");
-        let child = Command::new("dockerd")
+        let mut dockerd = Command::new("dockerd");
+        dockerd
             .arg("--config-file")
             .arg(d.join("daemon.json"))
             .arg("--data-root")
@@ -380,17 +405,12 @@ impl Env {
                 "--ip-masq=false",
                 "--shutdown-timeout=3",
                 "--log-level=warn",
-            ])
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("dockerd");
-        self.dockerd = Some(Daemon {
-            name: "dockerd",
-            child,
-            log,
-        });
+            ]);
+        self.dockerd = Some(Daemon::spawn(
+            "dockerd",
+            &mut dockerd,
+            d.join("dockerd.log"),
+        ));
         self.wait_until("dockerd", || {
             self.docker_socket().exists() && run(self.docker().arg("version"), TIMEOUT).code == 0
         });
@@ -490,9 +510,9 @@ impl Env {
         state_dir.join("start.sock")
     }
 
-    /// Polls `ready` until it holds; fails the test, with the daemon's log,
-    /// after [`TIMEOUT`].
-    fn wait_until(&self, what: &str, mut ready: impl FnMut() -> bool) {
+    /// Polls `ready` until it holds; fails the test, with the daemons' logs,
+    /// after [`TIMEOUT`] or when a daemon exits.
+    pub fn wait_until(&self, what: &str, mut ready: impl FnMut() -> bool) {
         let deadline = Instant::now() + TIMEOUT;
         while !ready() {
             let daemons = [self.containerd.as_ref(), self.dockerd.as_ref()];
