@@ -4,7 +4,7 @@
 set -eu
 missing=""
 for pkg in build-essential pkg-config python3 busybox-static runc crun hyperfine uidmap iproute2 time util-linux skopeo umoci openssl docker-registry dbus rootlesskit \
-    qemu-system-x86 linux-image-amd64 cpio xz-utils; do
+    qemu-system-x86 linux-image-amd64 cpio xz-utils protobuf-compiler docker.io containerd podman; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing="$missing $pkg"
 done
 if [ -n "$missing" ]; then

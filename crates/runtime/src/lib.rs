@@ -29,6 +29,7 @@ pub mod sys;
 pub mod sysctl;
 pub mod timing;
 pub mod trampoline;
+pub mod unix_socket;
 
 pub use container::{CreateOptions, Runtime};
 pub use error::{Error, Result};
