@@ -225,6 +225,14 @@ fn host_disk() -> Option<(PathBuf, String)> {
     None
 }
 
+/// Docker's warning when the kernel takes no block I/O weight.
+const NO_WEIGHT: &str = "WARNING: Your kernel does not support Block I/O weight or the cgroup \
+                         is not mounted. Weight discarded.";
+
+/// Docker's warning when the kernel takes no per-device block I/O weight.
+const NO_WEIGHT_DEVICE: &str = "WARNING: Your kernel does not support Block I/O weight_device or \
+                                the cgroup is not mounted. Weight-device discarded.";
+
 #[test]
 fn blkio_throttles_reach_the_cgroup() {
     require_root!();
@@ -241,23 +249,22 @@ fn blkio_throttles_reach_the_cgroup() {
     };
     let e = Engine::new();
     let d = disk.to_str().unwrap();
-    // A v1 weight needs an I/O scheduler that takes one (Docker then drops
-    // it with a warning; capsa's engine does not yet: that part is skipped).
-    let weight_file = capsa_testkit::blkio_weight_file();
-    let weighs = v2 || weight_file.is_some();
-    if !weighs {
-        eprintln!(
-            "SKIPPED: the --blkio-weight part: no blkio.weight or blkio.bfq.weight (I/O \
-             scheduler without weights, such as mq-deadline)"
-        );
-    }
+    // A weight needs an I/O scheduler that takes one (BFQ, CFQ) on v1, or
+    // io.weight/io.bfq.weight on v2; without, the engine drops it with
+    // Docker's warning and runs the container (the documented fallback).
+    let weighs = capsa_runtime::cgroups::Layout::detect()
+        .unwrap()
+        .block_io_weights()
+        .weight;
     let (rbps, wbps, riops, wiops) = (
         format!("{d}:1mb"),
         format!("{d}:2MB"),
         format!("{d}:100"),
         format!("{d}:200"),
     );
-    let mut args = vec![
+    let args = [
+        "run",
+        "-d",
         "--device-read-bps",
         &rbps,
         "--device-write-bps",
@@ -266,12 +273,23 @@ fn blkio_throttles_reach_the_cgroup() {
         &riops,
         "--device-write-iops",
         &wiops,
+        "--blkio-weight",
+        "300",
+        "busybox",
+        "sleep",
+        "3600",
     ];
-    if weighs {
-        args.extend(["--blkio-weight", "300"]);
+    let out = e.run(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert_eq!(stderr.contains(NO_WEIGHT), !weighs, "{stderr}");
+    if !weighs {
+        eprintln!(
+            "the weight part is Docker's fallback: the kernel takes no block I/O weight (an \
+             I/O scheduler without weights, such as mq-deadline)"
+        );
     }
-    args.extend(["busybox", "sleep", "3600"]);
-    let id = e.run_d(&args);
     if v2 {
         // One io.max line per device; io.weight on the 1-10000 scale
         // (runc's conversion of 300: 1 + (300 - 10) * 9999 / 990), or BFQ's.
@@ -280,13 +298,15 @@ fn blkio_throttles_reach_the_cgroup() {
             format!("{numbers} rbps=1048576 wbps=2097152 riops=100 wiops=200")
         );
         let weight = cgroup_file(&id, "blkio", "", "io.bfq.weight")
-            .or_else(|| cgroup_file(&id, "blkio", "", "io.weight"))
-            .unwrap();
-        let first = weight.lines().next().unwrap_or_default();
-        assert!(
-            first == "default 2930" || first == "default 300",
-            "{weight}"
-        );
+            .or_else(|| cgroup_file(&id, "blkio", "", "io.weight"));
+        if weighs {
+            let weight = weight.unwrap();
+            let first = weight.lines().next().unwrap_or_default();
+            assert!(
+                first == "default 2930" || first == "default 300",
+                "{weight}"
+            );
+        }
     } else {
         for (file, value) in [
             ("read_bps_device", 1u64 << 20),
@@ -300,14 +320,20 @@ fn blkio_throttles_reach_the_cgroup() {
                 "{file}"
             );
         }
-        if let Some(file) = weight_file {
-            let weight = v1_file(&id, "blkio", file).unwrap();
+        let weight = v1_file(&id, "blkio", "blkio.weight")
+            .or_else(|| v1_file(&id, "blkio", "blkio.bfq.weight"));
+        if weighs {
+            let weight = weight.unwrap();
             assert!(weight.split_whitespace().any(|w| w == "300"), "{weight}");
+        } else {
+            assert_eq!(weight, None);
         }
     }
-    if weighs {
-        assert_eq!(e.field(&id, "{{.HostConfig.BlkioWeight}}"), "300");
-    }
+    // Docker keeps the weight it applied: none when it dropped it.
+    assert_eq!(
+        e.field(&id, "{{.HostConfig.BlkioWeight}}"),
+        if weighs { "300" } else { "0" }
+    );
     assert_eq!(
         e.field(&id, "{{json .HostConfig.BlkioDeviceReadBps}}"),
         format!("[{{\"Path\":\"{d}\",\"Rate\":1048576}}]")
@@ -316,6 +342,49 @@ fn blkio_throttles_reach_the_cgroup() {
         e.field(&id, "{{json .HostConfig.BlkioDeviceWriteIOps}}"),
         format!("[{{\"Path\":\"{d}\",\"Rate\":200}}]")
     );
+    // update takes the same way; Docker's CLI prints its warnings after
+    // the names, on stdout.
+    let updated = e.ok(&["update", "--blkio-weight", "400", &id]);
+    if weighs {
+        assert_eq!(updated, format!("{id}\n"));
+        assert_eq!(e.field(&id, "{{.HostConfig.BlkioWeight}}"), "400");
+    } else {
+        assert_eq!(
+            updated,
+            format!("{id}\n{}\n", &NO_WEIGHT["WARNING: ".len()..])
+        );
+        assert_eq!(e.field(&id, "{{.HostConfig.BlkioWeight}}"), "0");
+    }
+    // A per-device weight likewise (and the device is not looked at then).
+    let per_device = capsa_runtime::cgroups::Layout::detect()
+        .unwrap()
+        .block_io_weights()
+        .weight_device;
+    let out = e.run(&[
+        "create",
+        "--blkio-weight-device",
+        &format!("{d}:200"),
+        "busybox",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(err.contains(NO_WEIGHT_DEVICE), !per_device, "{err}");
+    let created = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let kept = e.field(&created, "{{json .HostConfig.BlkioWeightDevice}}");
+    if per_device {
+        assert_eq!(kept, format!("[{{\"Path\":\"{d}\",\"Weight\":200}}]"));
+    } else {
+        assert_eq!(kept, "[]");
+        let out = e.run(&[
+            "create",
+            "--blkio-weight-device",
+            "/dev/capsa-none:200",
+            "busybox",
+        ]);
+        assert!(out.status.success(), "{out:?}");
+        e.ok(&["rm", String::from_utf8_lossy(&out.stdout).trim()]);
+    }
+    e.ok(&["rm", &created]);
     // Only block devices, and Docker's rate syntax.
     let err = e.fails_with(
         &[
@@ -339,11 +408,19 @@ fn blkio_throttles_reach_the_cgroup() {
         125,
     );
     assert!(err.contains("invalid rate for device"), "{err}");
-    let err = e.fails_with(&["run", "--blkio-weight", "5", "busybox", "true"], 125);
-    assert!(
-        err.contains("Range of blkio weight is from 10 to 1000"),
-        "{err}"
-    );
+    // Docker checks the range of a weight it keeps: one it drops is only
+    // warned about, whatever its value.
+    if weighs {
+        let err = e.fails_with(&["run", "--blkio-weight", "5", "busybox", "true"], 125);
+        assert!(
+            err.contains("Range of blkio weight is from 10 to 1000"),
+            "{err}"
+        );
+    } else {
+        let out = e.run(&["run", "--rm", "--blkio-weight", "5", "busybox", "true"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && err.contains(NO_WEIGHT), "{err}");
+    }
     assert_eq!(e.ids(), [id]);
 }
 

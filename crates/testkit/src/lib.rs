@@ -68,13 +68,3 @@ macro_rules! require_root {
         }
     };
 }
-
-/// The weight file of the host's cgroup v1 blkio hierarchy: CFQ's
-/// `blkio.weight` or BFQ's `blkio.bfq.weight`; `None` when the I/O
-/// scheduler takes no weights (mq-deadline, kyber, none) or there is no v1
-/// blkio hierarchy.
-pub fn blkio_weight_file() -> Option<&'static str> {
-    ["blkio.weight", "blkio.bfq.weight"]
-        .into_iter()
-        .find(|f| Path::new("/sys/fs/cgroup/blkio").join(f).exists())
-}

@@ -774,11 +774,25 @@ pub fn stats(ctx: &Ctx, a: StatsArgs) -> Result<ExitCode> {
 
 /// `update`: new resource limits (applied to a running container at once,
 /// and kept for its next starts) and restart policy.
+/// Settings the kernel cannot take are dropped with Docker's warnings,
+/// printed after the names as Docker's CLI prints them.
 pub fn update(ctx: &Ctx, a: UpdateArgs) -> Result<ExitCode> {
-    super::each(&a.containers, |name| update_one(ctx, name, &a))
+    let mut warnings = Vec::new();
+    let code = super::each(&a.containers, |name| {
+        update_one(ctx, name, &a, &mut warnings)
+    })?;
+    if !warnings.is_empty() {
+        println!("{}", warnings.join("\n"));
+    }
+    Ok(code)
 }
 
-fn update_one(ctx: &Ctx, name: &str, a: &UpdateArgs) -> Result<()> {
+fn update_one(
+    ctx: &Ctx,
+    name: &str,
+    a: &UpdateArgs,
+    warnings: &mut Vec<&'static str>,
+) -> Result<()> {
     let (mut c, _lock) = ctx.lock_found(name)?;
     let hc = &mut c.settings.host_config;
     let size = |s: &Option<String>| s.as_deref().map(units::parse_size).transpose();
@@ -836,6 +850,8 @@ fn update_one(ctx: &Ctx, name: &str, a: &UpdateArgs) -> Result<()> {
         hc.pids_limit = Some(v);
     }
     if let Some(v) = a.blkio_weight {
+        let ((v, warning), _) = spec::supported_block_io_weights(v, Vec::new());
+        warnings.extend(warning);
         if v != 0 && !(10..=1000).contains(&v) {
             bail!("Range of blkio weight is from 10 to 1000");
         }

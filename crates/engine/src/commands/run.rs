@@ -1223,12 +1223,6 @@ fn build(
     {
         bail!("CPU cfs quota can not be less than 1ms (i.e. 1000)");
     }
-    if let Some(w) = f.blkio_weight
-        && w != 0
-        && !(10..=1000).contains(&w)
-    {
-        bail!("Range of blkio weight is from 10 to 1000");
-    }
     let mut weight_devices = Vec::new();
     for w in &f.blkio_weight_device {
         let (path, weight) = w
@@ -1240,11 +1234,25 @@ fn build(
         if !(10..=1000).contains(&weight) {
             bail!("invalid weight for device: {w}");
         }
-        spec::block_device_numbers(path)?;
         weight_devices.push(WeightDevice {
             path: path.to_string(),
             weight,
         });
+    }
+    // Weights the kernel cannot take (an I/O scheduler without weights,
+    // such as mq-deadline) are dropped with Docker's warnings, before
+    // Docker's range check.
+    let (blkio_weight, weight_devices) =
+        spec::supported_block_io_weights(f.blkio_weight.unwrap_or(0), weight_devices);
+    for warning in blkio_weight.1.iter().chain(&weight_devices.1) {
+        eprintln!("WARNING: {warning}");
+    }
+    let (blkio_weight, weight_devices) = (blkio_weight.0, weight_devices.0);
+    if blkio_weight != 0 && !(10..=1000).contains(&blkio_weight) {
+        bail!("Range of blkio weight is from 10 to 1000");
+    }
+    for w in &weight_devices {
+        spec::block_device_numbers(&w.path)?;
     }
     let throttles = |list: &[String], bytes| {
         list.iter()
@@ -1585,7 +1593,7 @@ fn build(
         memory,
         nano_cpus,
         cgroup_parent: f.cgroup_parent.clone().unwrap_or_default(),
-        blkio_weight: f.blkio_weight.unwrap_or(0),
+        blkio_weight,
         blkio_weight_device: weight_devices,
         blkio_device_read_bps: throttles(&f.device_read_bps, true)?,
         blkio_device_write_bps: throttles(&f.device_write_bps, true)?,

@@ -14,7 +14,7 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use capsa_runtime::capabilities::DEFAULT_CONTAINER_CAPS;
 use serde_json::{Value, json};
 
-use super::settings::{MountPoint, Settings};
+use super::settings::{MountPoint, Settings, WeightDevice};
 
 /// Docker's masked paths.
 pub const MASKED_PATHS: &[&str] = &[
@@ -347,6 +347,46 @@ pub fn block_device_numbers(path: &str) -> Result<(u64, u64)> {
         nix::sys::stat::major(m.rdev()),
         nix::sys::stat::minor(m.rdev()),
     ))
+}
+
+/// Docker's warning when the kernel takes no block I/O weight.
+const NO_BLKIO_WEIGHT: &str =
+    "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.";
+
+/// Docker's warning when the kernel takes no per-device block I/O weight.
+const NO_BLKIO_WEIGHT_DEVICE: &str = "Your kernel does not support Block I/O weight_device or \
+     the cgroup is not mounted. Weight-device discarded.";
+
+/// A value kept, or dropped with the warning why.
+type Kept<T> = (T, Option<&'static str>);
+
+/// `--blkio-weight` and `--blkio-weight-device` as the kernel takes them:
+/// each dropped (0, empty) with Docker's warning where the cgroups a
+/// container gets have no such weight. Only asks the kernel when one is set.
+pub fn supported_block_io_weights(
+    weight: u16,
+    devices: Vec<WeightDevice>,
+) -> (Kept<u16>, Kept<Vec<WeightDevice>>) {
+    if weight == 0 && devices.is_empty() {
+        return ((0, None), (devices, None));
+    }
+    let host = capsa_runtime::cgroups::Layout::detect()
+        .map(|l| l.block_io_weights())
+        .unwrap_or(capsa_runtime::cgroups::BlockIoWeights {
+            weight: false,
+            weight_device: false,
+        });
+    let weight = if weight != 0 && !host.weight {
+        (0, Some(NO_BLKIO_WEIGHT))
+    } else {
+        (weight, None)
+    };
+    let devices = if !devices.is_empty() && !host.weight_device {
+        (Vec::new(), Some(NO_BLKIO_WEIGHT_DEVICE))
+    } else {
+        (devices, None)
+    };
+    (weight, devices)
 }
 
 /// Parses `--device-cgroup-rule 'c 1:3 mr'`.

@@ -19,6 +19,7 @@ mod devices_bpf;
 mod oom;
 mod paths;
 pub mod stats;
+mod support;
 pub mod systemd;
 mod v1;
 mod v2;
@@ -43,6 +44,7 @@ pub use paths::{
     unescape_mountinfo,
 };
 pub use stats::Stats;
+pub use support::BlockIoWeights;
 
 /// The name [`CgroupPaths::dirs`] and [`Hierarchy::name`] give the cgroup2
 /// hierarchy.

@@ -192,15 +192,7 @@ impl Layout {
             let cgroup = if absolute {
                 Path::new("/").join(&rel)
             } else {
-                let own = self
-                    .own
-                    .get(&h.name)
-                    .map_or(Path::new("/"), |p| p.as_path());
-                let base = match mode {
-                    Mode::V2 => own.parent().unwrap_or(own),
-                    Mode::V1 | Mode::Hybrid => own,
-                };
-                base.join(&rel)
+                self.base(h, mode).join(&rel)
             };
             let inside = cgroup.strip_prefix(&h.root).map_err(|_| {
                 Error::config(
@@ -222,6 +214,28 @@ impl Layout {
             created: Vec::new(),
             systemd_unit: None,
         })
+    }
+}
+
+impl Layout {
+    /// The cgroup of hierarchy `h` that relative `cgroupsPath`s go beneath:
+    /// the caller's own, or on pure v2 hosts its parent.
+    pub(crate) fn base(&self, h: &Hierarchy, mode: Mode) -> &Path {
+        let own = self
+            .own
+            .get(&h.name)
+            .map_or(Path::new("/"), |p| p.as_path());
+        match mode {
+            Mode::V2 => own.parent().unwrap_or(own),
+            Mode::V1 | Mode::Hybrid => own,
+        }
+    }
+
+    /// The directory of [`Layout::base`] in `h`'s mount; `None` when it is
+    /// outside the part of the hierarchy that is mounted.
+    pub(crate) fn base_dir(&self, h: &Hierarchy, mode: Mode) -> Option<PathBuf> {
+        let inside = self.base(h, mode).strip_prefix(&h.root).ok()?;
+        Some(h.mount_point.join(inside))
     }
 }
 
