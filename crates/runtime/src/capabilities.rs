@@ -33,6 +33,10 @@ pub const DEFAULT_CONTAINER_CAPS: &[&str] = &[
     "CAP_AUDIT_WRITE",
 ];
 
+/// CAP_SYS_ADMIN as a bit mask (installing a seccomp filter without
+/// no_new_privs needs it).
+pub const CAP_SYS_ADMIN: u64 = 1 << 21;
+
 /// The capabilities of one process, as bit masks (bit N = capability N).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CapSets {
@@ -118,6 +122,19 @@ impl CapSets {
         Ok(())
     }
 
+    /// These sets with `bits` also effective and permitted, for steps
+    /// between setting them and exec. Exec drops them again (unless the
+    /// configured inheritable, ambient or, for root, bounding set gives
+    /// them back, as it would anyway): the permitted set after exec is made
+    /// from those sets and the file's capabilities alone.
+    pub fn holding_until_exec(&self, bits: u64) -> CapSets {
+        CapSets {
+            effective: self.effective | bits,
+            permitted: self.permitted | bits,
+            ..*self
+        }
+    }
+
     /// Sets effective, permitted and inheritable at once, then ambient.
     pub fn apply_process_sets(&self) -> Result<()> {
         if self.effective & !self.permitted != 0 {
@@ -166,6 +183,11 @@ mod tests {
         assert_eq!(to_kernel(&Capability::NetRaw).unwrap(), Cap::CAP_NET_RAW);
         assert_eq!(to_kernel(&Capability::Chown).unwrap(), Cap::CAP_CHOWN);
         assert_eq!(Cap::CAP_CHOWN.bitmask(), 1);
+    }
+
+    #[test]
+    fn sys_admin_bit() {
+        assert_eq!(CAP_SYS_ADMIN, Cap::CAP_SYS_ADMIN.bitmask());
     }
 
     #[test]
