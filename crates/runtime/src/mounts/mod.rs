@@ -282,11 +282,21 @@ pub fn begin_rootfs(ctx: &RootfsContext<'_>) -> Result<Option<RootfsSetup>> {
         return Ok(None);
     }
     let propagation = root_propagation(ctx.spec)?;
+    // An unbindable root could not be bound below; the container's root
+    // becomes unbindable once it is the root (finish_rootfs).
+    let before = if propagation.kind == MsFlags::MS_UNBINDABLE {
+        Propagation {
+            kind: MsFlags::MS_PRIVATE,
+            ..propagation
+        }
+    } else {
+        propagation
+    };
     mount(
         None::<&str>,
         "/",
         None::<&str>,
-        propagation_flags(propagation),
+        propagation_flags(before),
         None::<&str>,
     )
     .sys("mount", "/ (linux.rootfsPropagation)")?;
@@ -769,6 +779,21 @@ pub fn finish_rootfs(spec: &Spec, prepared: &Prepared) -> Result<()> {
     if let Some(linux) = spec.linux() {
         masks::readonly_paths(&root, linux.readonly_paths().as_deref().unwrap_or_default())?;
         masks::masked_paths(&root, linux.masked_paths().as_deref().unwrap_or_default())?;
+    }
+    // Shared and unbindable propagation are the container root's own: its
+    // parent was made private for the rootfs bind (a shared one would reach
+    // the host) and an unbindable root cannot be bound, so they are applied
+    // to the new root last (after the masks, which bind /dev/null).
+    let propagation = root_propagation(spec)?;
+    if propagation.kind == MsFlags::MS_SHARED || propagation.kind == MsFlags::MS_UNBINDABLE {
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            propagation_flags(propagation),
+            None::<&str>,
+        )
+        .sys("mount", "/ (linux.rootfsPropagation, the container's root)")?;
     }
     crate::timing::stage("rootfs finished");
     Ok(())
