@@ -290,7 +290,7 @@ def parse(name, rt):
         return None
     rc = int(open(base + ".rc").read().strip() or 1)
     err = open(base + ".err", errors="replace").read()
-    ok = bad = 0
+    ok = bad = skip = 0
     fails = []
     last = None
     yaml = None
@@ -314,12 +314,14 @@ def parse(name, rt):
         if line == "  ---":
             yaml = []
             continue
-        m = re.match(r"^(not )?ok \d+(?: - (.*))?$", line)
+        m = re.match(r"^(not )?ok \d+(?: - (.*)| # (?:SKIP|skip)\b.*)?$", line)
         if m:
             last = line
             if m.group(1):
                 bad += 1
                 fails.append(m.group(2) or "")
+            elif "# SKIP" in line.upper() and m.group(2) is None:
+                skip += 1
             else:
                 ok += 1
     if rc != 0:
@@ -327,7 +329,8 @@ def parse(name, rt):
         fails.append(f"exit status {rc}" + (f": {first}" if first else ""))
     # Random names (temporary paths, ids) left out when comparing.
     sig = {re.sub(r"[0-9a-f]{8}-[0-9a-f-]{27}|\d+", "N", f) for f in fails if not f.startswith("exit status")}
-    return {"ok": ok, "bad": bad, "pass": rc == 0 and not fails, "fails": fails, "sig": sig, "rc": rc}
+    return {"ok": ok, "bad": bad, "skip": skip, "pass": rc == 0 and not fails, "fails": fails,
+            "sig": sig, "rc": rc, "stderr": [l for l in err.splitlines() if l.strip()][:3]}
 
 rows = []
 for t in tests:
@@ -339,9 +342,10 @@ def cell(r):
     total = r["ok"] + r["bad"]
     return f"{'pass' if r['pass'] else 'FAIL'} {r['ok']:>3}/{total:<3}"
 
-width = max(len(t) for t in tests)
+width = max(len(t) for t in tests + ["total"])
 print()
-print(f"{'file':<{width}}  {'capsa-runtime':<14} {'runc':<14} note")
+print("Per file: pass/FAIL, then assertions passed/run (skipped ones left out).")
+print(f"{'file':<{width}}  {'capsa-runtime':<16} {'runc':<16} note")
 unexpected, confirmed, stale = [], [], []
 for t, c, r in rows:
     note = ""
@@ -364,18 +368,20 @@ for t, c, r in rows:
     elif c is not None and t in EXPECTED:
         stale.append(t)
         note = "passes (listed as expected to fail)"
-    print(f"{t:<{width}}  {cell(c):<14} {cell(r):<14} {note}")
+    print(f"{t:<{width}}  {cell(c):<16} {cell(r):<16} {note}")
 
 def totals(i):
     done = [row[i] for row in rows if row[i] is not None]
     files = sum(1 for r in done if r["pass"])
     oks = sum(r["ok"] for r in done)
     alls = sum(r["ok"] + r["bad"] for r in done)
-    return f"{files}/{len(done)} files", f"{oks}/{alls} assertions"
-cf, ca = totals(1)
-rf, ra = totals(2)
-print(f"{'total':<{width}}  {cf:<14} {rf:<14}")
-print(f"{'':<{width}}  {ca:<14} {ra:<14}")
+    skips = sum(r["skip"] for r in done)
+    return f"{files}/{len(done)} files", f"{oks}/{alls}", f"{skips} skipped"
+cf, ca, cs = totals(1)
+rf, ra, rs = totals(2)
+print(f"{'total':<{width}}  {cf:<16} {rf:<16}")
+print(f"{'assertions':<{width}}  {ca:<16} {ra:<16}")
+print(f"{'':<{width}}  {cs:<16} {rs:<16}")
 print()
 print("A file passes when its program exits 0 with no failed assertion and no error diagnostic.")
 if confirmed:
@@ -391,7 +397,7 @@ if unexpected:
     print("UNEXPECTED failures of capsa-runtime:")
     for t, c in unexpected:
         print(f"  {t}:")
-        for f in c["fails"][:5]:
+        for f in c["fails"][:5] + [f"stderr: {l}" for l in c["stderr"]]:
             print(f"    {f[:300]}")
 print()
 print(f"time: {built - started} s building the suite, {ran - built} s running it, {int(time.time()) - started} s in all")
