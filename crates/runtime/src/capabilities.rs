@@ -135,6 +135,30 @@ impl CapSets {
         }
     }
 
+    /// The error of a failed capset: naming the capabilities asked for that
+    /// this process does not hold (a host that withholds some from its
+    /// containers' runtime), when that is why.
+    fn capset_error(&self, e: nix::errno::Errno) -> Error {
+        let held = caps::read(None, CapSet::Permitted).unwrap_or_default();
+        let held = held.iter().fold(0u64, |m, c| m | c.bitmask());
+        let missing: Vec<String> = supported()
+            .iter()
+            .filter(|c| (self.permitted | self.effective) & !held & c.bitmask() != 0)
+            .map(|c| c.to_string())
+            .collect();
+        if e == nix::errno::Errno::EPERM && !missing.is_empty() {
+            return Error::config(
+                "process.capabilities",
+                format!(
+                    "{} asked for, but the runtime itself does not hold {} (capset: EPERM)",
+                    missing.join(", "),
+                    if missing.len() == 1 { "it" } else { "them" }
+                ),
+            );
+        }
+        Error::sys("capset", format!("{self:x?}"), e)
+    }
+
     /// Sets effective, permitted and inheritable at once, then ambient.
     pub fn apply_process_sets(&self) -> Result<()> {
         if self.effective & !self.permitted != 0 {
@@ -144,7 +168,7 @@ impl CapSets {
             ));
         }
         sys::capset(self.effective, self.permitted, self.inheritable)
-            .map_err(|e| Error::sys("capset", format!("{self:x?}"), e))?;
+            .map_err(|e| self.capset_error(e))?;
         // Kernels without ambient capabilities (before 4.3) refuse the clear;
         // there is then nothing to clear.
         if let Err(e) = caps::clear(None, CapSet::Ambient)
