@@ -121,7 +121,7 @@ trap final_cleanup EXIT
 trap 'exit 130' INT TERM
 
 mkdir -p "$work/bin" "$work/results" "$src"
-suite_cgroups | while read -r d; do [ -d "$d" ] && echo "$d"; done > "$work/cgroups-before"
+suite_cgroups | while read -r d; do if [ -d "$d" ]; then echo "$d"; fi; done >"$work/cgroups-before"
 
 echo "== building runtime-tools ($(basename "$tarball")) in $work" >&2
 tar -xzf "$tarball" -C "$src"
@@ -156,7 +156,7 @@ chmod +x "$work/bin/capsa" "$work/bin/runc"
 if [ -n "${TESTS:-}" ]; then
     tests=$TESTS
 else
-    tests=$(cd "$src/validation" && for d in */; do d=${d%/}; [ -x "$d/$d.t" ] && echo "$d"; done)
+    tests=$(cd "$src/validation" && for d in */; do d=${d%/}; if [ -x "$d/$d.t" ]; then echo "$d"; fi; done)
 fi
 
 for t in $tests; do
