@@ -103,7 +103,7 @@ cleanup_after() {
     done
     rm -rf "$work/tmp"
     local dir
-    for dir in $(suite_cgroups); do
+    for dir in $(cat "$work/cgroups-candidates"); do
         [ -d "$dir" ] || continue
         grep -qxF "$dir" "$work/cgroups-before" && continue
         # Processes a failed program left in them (containers only: nothing
@@ -124,7 +124,8 @@ trap final_cleanup EXIT
 trap 'exit 130' INT TERM
 
 mkdir -p "$work/bin" "$work/results" "$src"
-suite_cgroups | while read -r d; do if [ -d "$d" ]; then echo "$d"; fi; done >"$work/cgroups-before"
+suite_cgroups >"$work/cgroups-candidates"
+while read -r d; do if [ -d "$d" ]; then echo "$d"; fi; done <"$work/cgroups-candidates" >"$work/cgroups-before"
 
 echo "== building runtime-tools ($(basename "$tarball")) in $work" >&2
 tar -xzf "$tarball" -C "$src"
