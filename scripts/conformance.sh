@@ -26,7 +26,6 @@
 # made (`cgrouptest`, `testdir`) removed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-repo=$PWD
 
 tarball=${1:-}
 if [ -z "$tarball" ] || [ ! -f "$tarball" ]; then
