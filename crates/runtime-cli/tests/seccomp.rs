@@ -23,15 +23,22 @@ const SIGSYS_EXIT: i32 = 128 + libc::SIGSYS;
 /// A busybox bundle with sysprobe installed and `profile` as linux.seccomp;
 /// `None` when the test must be skipped.
 fn bundle(profile: Value) -> Option<Bundle> {
+    let b = busybox_bundle(profile)?;
+    support::install(&b, "sysprobe")?;
+    Some(b)
+}
+
+/// A busybox bundle with `profile` as linux.seccomp; `None` when the test
+/// must be skipped.
+fn busybox_bundle(profile: Value) -> Option<Bundle> {
     if common::skip_unless_root() {
         return None;
     }
     if !cfg!(target_arch = "x86_64") {
-        eprintln!("SKIPPED: the probes use x86_64 system call numbers");
+        eprintln!("SKIPPED: the probes and profiles use x86_64 system call numbers and names");
         return None;
     }
     let mut b = Bundle::busybox();
-    support::install(&b, "sysprobe")?;
     b.edit(|c| c["linux"]["seccomp"] = profile);
     Some(b)
 }
@@ -628,21 +635,6 @@ fn a_profile_denying_execveat_still_starts_the_program() {
         assert!(ok, "{action}: {err}");
         assert_eq!(rt.ok(&["exec", &id, "echo", "in"]), "in\n");
     }
-}
-
-/// A busybox bundle with `profile` as linux.seccomp (no probe needed);
-/// `None` when the test must be skipped.
-fn busybox_bundle(profile: Value) -> Option<Bundle> {
-    if common::skip_unless_root() {
-        return None;
-    }
-    if !cfg!(target_arch = "x86_64") {
-        eprintln!("SKIPPED: the profile lists the x86_64 system calls of busybox");
-        return None;
-    }
-    let mut b = Bundle::busybox();
-    b.edit(|c| c["linux"]["seccomp"] = profile);
-    Some(b)
 }
 
 /// The system calls Debian's static busybox makes to run `echo` or

@@ -221,6 +221,19 @@ fn propagation_flags(p: Propagation) -> MsFlags {
     }
 }
 
+/// Applies a propagation change to the current root; `what` names it in
+/// errors.
+fn set_root_propagation(p: Propagation, what: &str) -> Result<()> {
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        propagation_flags(p),
+        None::<&str>,
+    )
+    .sys("mount", what)
+}
+
 /// Refuses, without a mount namespace of its own, what would have to be
 /// mounted in the host's.
 fn refuse_without_mount_ns(spec: &Spec) -> Result<()> {
@@ -292,14 +305,7 @@ pub fn begin_rootfs(ctx: &RootfsContext<'_>) -> Result<Option<RootfsSetup>> {
     } else {
         propagation
     };
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        propagation_flags(before),
-        None::<&str>,
-    )
-    .sys("mount", "/ (linux.rootfsPropagation)")?;
+    set_root_propagation(before, "/ (linux.rootfsPropagation)")?;
     if propagation.kind == MsFlags::MS_SHARED {
         // pivot_root refuses a new root whose parent mount is shared, and
         // the rootfs bind below would propagate to the host.
@@ -786,14 +792,10 @@ pub fn finish_rootfs(spec: &Spec, prepared: &Prepared) -> Result<()> {
     // to the new root last (after the masks, which bind /dev/null).
     let propagation = root_propagation(spec)?;
     if propagation.kind == MsFlags::MS_SHARED || propagation.kind == MsFlags::MS_UNBINDABLE {
-        mount(
-            None::<&str>,
-            "/",
-            None::<&str>,
-            propagation_flags(propagation),
-            None::<&str>,
-        )
-        .sys("mount", "/ (linux.rootfsPropagation, the container's root)")?;
+        set_root_propagation(
+            propagation,
+            "/ (linux.rootfsPropagation, the container's root)",
+        )?;
     }
     crate::timing::stage("rootfs finished");
     Ok(())
