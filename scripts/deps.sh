@@ -3,7 +3,8 @@
 # Run as root. Safe to run again.
 set -eu
 missing=""
-for pkg in build-essential pkg-config python3 busybox-static runc crun hyperfine uidmap iproute2 time util-linux skopeo umoci openssl docker-registry dbus; do
+for pkg in build-essential pkg-config python3 busybox-static runc crun hyperfine uidmap iproute2 time util-linux skopeo umoci openssl docker-registry dbus \
+    qemu-system-x86 linux-image-amd64 cpio xz-utils protobuf-compiler docker.io containerd podman; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing="$missing $pkg"
 done
 if [ -n "$missing" ]; then

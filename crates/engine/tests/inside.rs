@@ -223,15 +223,22 @@ fn top_stats_and_update() {
         "0.5",
         "busy",
     ]);
-    let mem = Engine::cgroups_of(&id)
-        .into_iter()
-        .find(|p| p.join("memory.limit_in_bytes").exists())
-        .unwrap();
     assert_eq!(
-        std::fs::read_to_string(mem.join("memory.limit_in_bytes"))
-            .unwrap()
-            .trim(),
+        cgroup_file(&id, "memory", "memory.limit_in_bytes", "memory.max").unwrap(),
         (96u64 << 20).to_string()
+    );
+    assert_eq!(
+        cgroup_file(&id, "pids", "pids.max", "pids.max").unwrap(),
+        "50"
+    );
+    // --cpus 0.5: half of Docker's 100 ms period.
+    assert_eq!(
+        cgroup_file(&id, "cpu", "cpu.cfs_quota_us", "cpu.max").unwrap(),
+        if cgroup_v2_host() {
+            "50000 100000"
+        } else {
+            "50000"
+        }
     );
     assert_eq!(
         e.field("busy", "{{.HostConfig.Memory}}"),
@@ -239,14 +246,8 @@ fn top_stats_and_update() {
     );
     assert_eq!(e.field("busy", "{{.HostConfig.PidsLimit}}"), "50");
     e.ok(&["restart", "-t", "1", "busy"]);
-    let mem = Engine::cgroups_of(&id)
-        .into_iter()
-        .find(|p| p.join("memory.limit_in_bytes").exists())
-        .unwrap();
     assert_eq!(
-        std::fs::read_to_string(mem.join("memory.limit_in_bytes"))
-            .unwrap()
-            .trim(),
+        cgroup_file(&id, "memory", "memory.limit_in_bytes", "memory.max").unwrap(),
         (96u64 << 20).to_string()
     );
     e.ok(&["update", "--restart", "on-failure:2", "busy"]);

@@ -18,21 +18,6 @@ fn out(e: &Engine, args: &[&str]) -> String {
     e.ok(&a)
 }
 
-/// The container's cgroup directory in the v1 hierarchy `controller`
-/// (or the unified one).
-fn cgroup_file(id: &str, controller: &str, file: &str) -> Option<String> {
-    Engine::cgroups_of(id)
-        .into_iter()
-        .find(|p| {
-            p.join(file).exists()
-                && (p.starts_with(format!("/sys/fs/cgroup/{controller}"))
-                    || p.starts_with("/sys/fs/cgroup/unified")
-                    || p.starts_with("/sys/fs/cgroup"))
-        })
-        .and_then(|p| std::fs::read_to_string(p.join(file)).ok())
-        .map(|s| s.trim().to_string())
-}
-
 #[test]
 fn process_flags() {
     require_root!();
@@ -186,19 +171,26 @@ fn memory_limit_oom_kill_is_137_and_oomkilled() {
         "3600",
     ]);
     assert_eq!(
-        cgroup_file(&id, "memory", "memory.limit_in_bytes")
-            .or_else(|| cgroup_file(&id, "memory", "memory.max"))
-            .unwrap(),
+        cgroup_file(&id, "memory", "memory.limit_in_bytes", "memory.max").unwrap(),
         (48u64 << 20).to_string()
     );
     assert_eq!(
-        cgroup_file(&id, "memory", "memory.soft_limit_in_bytes")
-            .or_else(|| cgroup_file(&id, "memory", "memory.low"))
-            .unwrap(),
+        cgroup_file(&id, "memory", "memory.soft_limit_in_bytes", "memory.low").unwrap(),
         (16u64 << 20).to_string()
     );
-    if let Some(sw) = cgroup_file(&id, "memory", "memory.memsw.limit_in_bytes") {
-        assert_eq!(sw, (96u64 << 20).to_string());
+    // v1 counts memory plus swap; v2's memory.swap.max holds the swap alone.
+    let want_swap = if cgroup_v2_host() {
+        48u64 << 20
+    } else {
+        96 << 20
+    };
+    if let Some(sw) = cgroup_file(
+        &id,
+        "memory",
+        "memory.memsw.limit_in_bytes",
+        "memory.swap.max",
+    ) {
+        assert_eq!(sw, want_swap.to_string());
     }
     let err = e.fails_with(&["run", "-m", "1m", "busybox", "true"], 125);
     assert!(err.contains("Minimum memory limit"), "{err}");
@@ -221,33 +213,57 @@ fn cpu_and_pids_limits_reach_the_cgroups() {
         "sleep",
         "3600",
     ]);
+    if cgroup_v2_host() {
+        assert_eq!(
+            cgroup_file(&id, "cpu", "", "cpu.max").unwrap(),
+            "150000 100000"
+        );
+        // runc's conversion of 512 shares: 1 + (512 - 2) * 9999 / 262142.
+        assert_eq!(cgroup_file(&id, "cpu", "", "cpu.weight").unwrap(), "20");
+    } else {
+        assert_eq!(
+            cgroup_file(&id, "cpu", "cpu.cfs_quota_us", "").unwrap(),
+            "150000"
+        );
+        assert_eq!(
+            cgroup_file(&id, "cpu", "cpu.cfs_period_us", "").unwrap(),
+            "100000"
+        );
+        assert_eq!(cgroup_file(&id, "cpu", "cpu.shares", "").unwrap(), "512");
+    }
     assert_eq!(
-        cgroup_file(&id, "cpu", "cpu.cfs_quota_us").unwrap(),
-        "150000"
+        cgroup_file(&id, "cpuset", "cpuset.cpus", "cpuset.cpus").unwrap(),
+        "0"
     );
     assert_eq!(
-        cgroup_file(&id, "cpu", "cpu.cfs_period_us").unwrap(),
-        "100000"
+        cgroup_file(&id, "pids", "pids.max", "pids.max").unwrap(),
+        "20"
     );
-    assert_eq!(cgroup_file(&id, "cpu", "cpu.shares").unwrap(), "512");
-    assert_eq!(cgroup_file(&id, "cpuset", "cpuset.cpus").unwrap(), "0");
-    assert_eq!(cgroup_file(&id, "pids", "pids.max").unwrap(), "20");
     assert_eq!(e.field(&id, "{{.HostConfig.NanoCpus}}"), "1500000000");
-    // The container's cgroups are beneath ours.
+    // The container's cgroups are beneath ours (on v2, beneath its
+    // parent: ours holds us, so it cannot pass controllers on).
     let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
-    let memory_parent = own.lines().find_map(|l| {
-        l.strip_prefix("4:memory:")
-            .or_else(|| l.split_once(":memory:").map(|(_, p)| p))
-    });
-    if let Some(parent) = memory_parent {
-        let dirs = Engine::cgroups_of(&id);
-        let mem = dirs
-            .iter()
-            .find(|d| d.starts_with("/sys/fs/cgroup/memory"))
-            .unwrap();
+    let (mount, line) = if cgroup_v2_host() {
+        ("/sys/fs/cgroup", "0::")
+    } else {
+        ("/sys/fs/cgroup/memory", ":memory:")
+    };
+    if let Some(own) = own
+        .lines()
+        .find_map(|l| l.split_once(line).map(|(_, p)| std::path::PathBuf::from(p)))
+    {
+        let parent = if cgroup_v2_host() {
+            own.parent().unwrap_or(&own).to_path_buf()
+        } else {
+            own
+        };
+        let want = std::path::Path::new(mount)
+            .join(parent.strip_prefix("/").unwrap())
+            .join(format!("capsa-{id}"));
         assert!(
-            mem.starts_with(format!("/sys/fs/cgroup/memory{parent}")),
-            "{mem:?} not beneath {parent}"
+            Engine::cgroups_of(&id).contains(&want),
+            "{want:?} not in {:?}",
+            Engine::cgroups_of(&id)
         );
     }
     let err = e.fails_with(
@@ -291,6 +307,37 @@ fn pids_limit_contains_a_fork_bomb() {
             .status()
             .unwrap()
             .success()
+    );
+}
+
+#[test]
+fn device_cgroup_rules_allow_only_the_devices_given() {
+    require_root!();
+    // A block device node the container makes itself (mknod is allowed for
+    // every device, as in Docker): reading it is denied by the device
+    // cgroup (v1 devices.list, or the eBPF filter on cgroup v2) unless a
+    // rule allows it.
+    if !std::path::Path::new("/sys/dev/block/7:0").exists() {
+        eprintln!("SKIPPED: no loop device 7:0 (modprobe loop)");
+        return;
+    }
+    let e = Engine::new();
+    let script = "mknod /tmp/loop b 7 0 && \
+                  if head -c 1 /tmp/loop > /dev/null; then echo read; else echo denied; fi";
+    assert_eq!(out(&e, &["busybox", "sh", "-c", script]), "denied\n");
+    assert_eq!(
+        out(
+            &e,
+            &[
+                "--device-cgroup-rule",
+                "b 7:0 r",
+                "busybox",
+                "sh",
+                "-c",
+                script
+            ]
+        ),
+        "read\n"
     );
 }
 

@@ -1,6 +1,7 @@
 //! More flags of `run`, each checked for its effect: `--memory-swap` and
 //! `--oom-kill-disable` in the memory cgroup (and a container left under
-//! OOM instead of killed), the blkio throttles in the blkio cgroup, the
+//! OOM instead of killed; on cgroup v2, which cannot do that, Docker's
+//! warning), the blkio throttles in the blkio (v2: io) cgroup, the
 //! `always` and `unless-stopped` restart policies (restart after the
 //! process dies, back-off, `stop`/`kill` end them, `start` begins afresh),
 //! and bind-mount propagation seen in mountinfo on both sides.
@@ -15,11 +16,7 @@ use common::engine::*;
 /// The content of `file` in the container's cgroup directory of the v1
 /// hierarchy `controller` (None where there is none).
 fn v1_file(id: &str, controller: &str, file: &str) -> Option<String> {
-    Engine::cgroups_of(id)
-        .into_iter()
-        .find(|p| p.starts_with(format!("/sys/fs/cgroup/{controller}/")))
-        .and_then(|p| std::fs::read_to_string(p.join(file)).ok())
-        .map(|s| s.trim().to_string())
+    cgroup_file(id, controller, file, "").filter(|_| !cgroup_v2_host())
 }
 
 /// Whether the host's memory cgroup is v1 with swap accounting.
@@ -30,10 +27,21 @@ fn memsw_accounted() -> bool {
 #[test]
 fn memory_swap_limits_reach_the_cgroup() {
     require_root!();
-    if !memsw_accounted() {
+    let v2 = cgroup_v2_host();
+    if !memsw_accounted() && !v2 {
         eprintln!("SKIPPED: no v1 memory cgroup with swap accounting (memory.memsw.*)");
         return;
     }
+    let limit = |id: &str| cgroup_file(id, "memory", "memory.limit_in_bytes", "memory.max");
+    // v1 counts memory plus swap; v2's memory.swap.max is the swap alone.
+    let swap = |id: &str| {
+        cgroup_file(
+            id,
+            "memory",
+            "memory.memsw.limit_in_bytes",
+            "memory.swap.max",
+        )
+    };
     let e = Engine::new();
     let id = e.run_d(&[
         "-m",
@@ -44,14 +52,9 @@ fn memory_swap_limits_reach_the_cgroup() {
         "sleep",
         "3600",
     ]);
-    assert_eq!(
-        v1_file(&id, "memory", "memory.limit_in_bytes").unwrap(),
-        (32u64 << 20).to_string()
-    );
-    assert_eq!(
-        v1_file(&id, "memory", "memory.memsw.limit_in_bytes").unwrap(),
-        (96u64 << 20).to_string()
-    );
+    assert_eq!(limit(&id).unwrap(), (32u64 << 20).to_string());
+    let want = if v2 { 64u64 << 20 } else { 96 << 20 };
+    assert_eq!(swap(&id).unwrap(), want.to_string());
     assert_eq!(
         e.field(&id, "{{.HostConfig.MemorySwap}}"),
         (96u64 << 20).to_string()
@@ -66,11 +69,11 @@ fn memory_swap_limits_reach_the_cgroup() {
         "sleep",
         "3600",
     ]);
-    let max: u64 = v1_file(&unlimited, "memory", "memory.memsw.limit_in_bytes")
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(max > 1 << 62, "{max}");
+    let max = swap(&unlimited).unwrap();
+    assert!(
+        max == "max" || max.parse::<u64>().is_ok_and(|m| m > 1 << 62),
+        "{max}"
+    );
     assert_eq!(e.field(&unlimited, "{{.HostConfig.MemorySwap}}"), "-1");
     // Equal to the memory limit: no swap at all, so a process that needs
     // more memory than the limit is OOM killed even where the host swaps.
@@ -111,12 +114,15 @@ fn memory_swap_limits_reach_the_cgroup() {
 #[test]
 fn oom_kill_disable_leaves_the_container_under_oom() {
     require_root!();
-    if !Path::new("/sys/fs/cgroup/memory/memory.oom_control").exists() {
+    let v2 = cgroup_v2_host();
+    if !v2 && !Path::new("/sys/fs/cgroup/memory/memory.oom_control").exists() {
         eprintln!("SKIPPED: no v1 memory cgroup (memory.oom_control)");
         return;
     }
     let e = Engine::new();
-    let id = e.run_d(&[
+    let out = e.run(&[
+        "run",
+        "-d",
         "--name",
         "stuck",
         "-m",
@@ -129,6 +135,38 @@ fn oom_kill_disable_leaves_the_container_under_oom() {
         "-c",
         "x=$(head -c 40000000 /dev/zero | tr '\\0' a); echo survived",
     ]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{err}");
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if v2 {
+        // cgroup v2 cannot turn the OOM killer off: Docker warns and drops
+        // the flag, and the container is OOM killed.
+        assert!(
+            err.contains(
+                "WARNING: Your kernel does not support OomKillDisable. OomKillDisable discarded."
+            ),
+            "{err}"
+        );
+        assert_ne!(e.field("stuck", "{{.HostConfig.OomKillDisable}}"), "true");
+        assert_eq!(e.ok(&["wait", "stuck"]), "137\n");
+        assert_eq!(e.field("stuck", "{{.State.OOMKilled}}"), "true");
+        // --memory-swappiness likewise.
+        let out = e.run(&[
+            "run",
+            "--rm",
+            "--memory-swappiness",
+            "10",
+            "busybox",
+            "true",
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        assert!(
+            err.contains("WARNING: Your kernel does not support memory swappiness capabilities"),
+            "{err}"
+        );
+        return;
+    }
     assert_eq!(e.field("stuck", "{{.HostConfig.OomKillDisable}}"), "true");
     let control = || v1_file(&id, "memory", "memory.oom_control").unwrap_or_default();
     assert!(control().contains("oom_kill_disable 1"), "{}", control());
@@ -190,8 +228,11 @@ fn host_disk() -> Option<(PathBuf, String)> {
 #[test]
 fn blkio_throttles_reach_the_cgroup() {
     require_root!();
-    if !Path::new("/sys/fs/cgroup/blkio/blkio.throttle.read_bps_device").exists() {
-        eprintln!("SKIPPED: no v1 blkio cgroup with throttling");
+    let v2 = cgroup_v2_host()
+        && std::fs::read_to_string("/sys/fs/cgroup/cgroup.subtree_control")
+            .is_ok_and(|c| c.split_whitespace().any(|c| c == "io"));
+    if !Path::new("/sys/fs/cgroup/blkio/blkio.throttle.read_bps_device").exists() && !v2 {
+        eprintln!("SKIPPED: no v1 blkio cgroup with throttling, nor a cgroup v2 io controller");
         return;
     }
     let Some((disk, numbers)) = host_disk() else {
@@ -215,22 +256,39 @@ fn blkio_throttles_reach_the_cgroup() {
         "sleep",
         "3600",
     ]);
-    for (file, value) in [
-        ("read_bps_device", 1u64 << 20),
-        ("write_bps_device", 2 << 20),
-        ("read_iops_device", 100),
-        ("write_iops_device", 200),
-    ] {
+    if v2 {
+        // One io.max line per device; io.weight on the 1-10000 scale
+        // (runc's conversion of 300: 1 + (300 - 10) * 9999 / 990), or BFQ's.
         assert_eq!(
-            v1_file(&id, "blkio", &format!("blkio.throttle.{file}")).unwrap(),
-            format!("{numbers} {value}"),
-            "{file}"
+            cgroup_file(&id, "blkio", "", "io.max").unwrap(),
+            format!("{numbers} rbps=1048576 wbps=2097152 riops=100 wiops=200")
         );
+        let weight = cgroup_file(&id, "blkio", "", "io.bfq.weight")
+            .or_else(|| cgroup_file(&id, "blkio", "", "io.weight"))
+            .unwrap();
+        let first = weight.lines().next().unwrap_or_default();
+        assert!(
+            first == "default 2930" || first == "default 300",
+            "{weight}"
+        );
+    } else {
+        for (file, value) in [
+            ("read_bps_device", 1u64 << 20),
+            ("write_bps_device", 2 << 20),
+            ("read_iops_device", 100),
+            ("write_iops_device", 200),
+        ] {
+            assert_eq!(
+                v1_file(&id, "blkio", &format!("blkio.throttle.{file}")).unwrap(),
+                format!("{numbers} {value}"),
+                "{file}"
+            );
+        }
+        let weight = v1_file(&id, "blkio", "blkio.weight")
+            .or_else(|| v1_file(&id, "blkio", "blkio.bfq.weight"))
+            .unwrap();
+        assert!(weight.split_whitespace().any(|w| w == "300"), "{weight}");
     }
-    let weight = v1_file(&id, "blkio", "blkio.weight")
-        .or_else(|| v1_file(&id, "blkio", "blkio.bfq.weight"))
-        .unwrap();
-    assert!(weight.split_whitespace().any(|w| w == "300"), "{weight}");
     assert_eq!(
         e.field(&id, "{{json .HostConfig.BlkioDeviceReadBps}}"),
         format!("[{{\"Path\":\"{d}\",\"Rate\":1048576}}]")

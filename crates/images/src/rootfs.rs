@@ -264,10 +264,18 @@ fn mount_overlay(dir: &Path, lowers: &[PathBuf], method: MountMethod) -> Result<
         MountMethod::NewApi => mount_new_api(dir, lowers),
         MountMethod::Legacy => mount_legacy(dir, lowers),
         MountMethod::Auto => match mount_new_api(dir, lowers) {
-            // No new mount API, or no `lowerdir+` (before Linux 6.8).
+            // No new mount API, or no `lowerdir+` (before Linux 6.8). Before
+            // 6.5 overlay has no mount context of its own: the kernel's
+            // generic one takes any key and the overlay refuses `lowerdir+`
+            // only at create.
             Err(Error::Sys {
                 errno: Errno::ENOSYS | Errno::EINVAL | Errno::EOPNOTSUPP,
                 call: "fsopen" | "fsconfig lowerdir+",
+                ..
+            })
+            | Err(Error::Sys {
+                errno: Errno::EINVAL,
+                call: "fsconfig create",
                 ..
             }) => mount_legacy(dir, lowers),
             r => r,

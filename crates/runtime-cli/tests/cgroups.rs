@@ -2,7 +2,9 @@
 //! files on the host and by what processes inside can do), devices, freezer,
 //! `update`, `ps`, `events`, `kill --all`, clean-up, and the cgroup v2 code
 //! run for real on a cgroup2 hierarchy (the whole one on v2 hosts, the
-//! unified one on hybrid hosts).
+//! unified one on hybrid hosts). Each resource test checks the files of
+//! whichever version holds the controller on this host (v1 on hybrid hosts,
+//! v2 on pure v2 ones: scripts/cgroup-v2-vm.sh runs them there).
 
 mod common;
 
@@ -12,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use capsa_runtime::cgroups::{CgroupPaths, Hierarchy, Layout, Manager, Mode};
+use capsa_runtime::cgroups::{CgroupPaths, Hierarchy, Layout, Manager, Mode, UNIFIED};
 use common::{Bundle, Runtime, read, unique};
 use oci_spec::runtime::LinuxResources;
 use serde_json::{Value, json};
@@ -24,15 +26,52 @@ fn recorded(rt: &Runtime, id: &str) -> CgroupPaths {
     serde_json::from_value(v["cgroup"].clone()).unwrap()
 }
 
-/// The container's directory in the hierarchy holding `controller` (by
-/// hierarchy name: "memory", "cpu", "unified", ...).
-fn dir(rt: &Runtime, id: &str, controller: &str) -> PathBuf {
+/// The container's cgroup directory holding `controller`'s files.
+#[derive(Debug)]
+enum Cg {
+    /// Its directory in the v1 hierarchy of the controller.
+    V1(PathBuf),
+    /// Its directory in the unified hierarchy (the controller enabled).
+    V2(PathBuf),
+}
+
+impl Cg {
+    fn dir(&self) -> &Path {
+        match self {
+            Cg::V1(d) | Cg::V2(d) => d,
+        }
+    }
+
+    /// A file of the directory.
+    fn join(&self, file: &str) -> PathBuf {
+        self.dir().join(file)
+    }
+}
+
+/// Where the container's `controller` files are: its v1 hierarchy, else
+/// the unified one.
+fn cg(rt: &Runtime, id: &str, controller: &str) -> Cg {
     let p = recorded(rt, id);
-    p.dirs
-        .iter()
-        .find(|(name, _)| name.split(',').any(|c| c == controller))
-        .map(|(_, d)| d.clone())
-        .unwrap_or_else(|| panic!("no {controller} cgroup in {p:?}"))
+    if let Some(d) = p.v1(controller) {
+        return Cg::V1(d.to_path_buf());
+    }
+    let d = p
+        .unified()
+        .unwrap_or_else(|| panic!("no {controller} cgroup in {p:?}"));
+    let enabled = read(d.join("cgroup.controllers"));
+    assert!(
+        enabled.split_whitespace().any(|c| c == controller),
+        "{controller} is not enabled in {}: {enabled}",
+        d.display()
+    );
+    Cg::V2(d.to_path_buf())
+}
+
+/// The container's directory in the hierarchy holding `controller` (by
+/// hierarchy name: "memory", "cpu", "unified", ...), the unified one on
+/// pure v2 hosts.
+fn dir(rt: &Runtime, id: &str, controller: &str) -> PathBuf {
+    cg(rt, id, controller).dir().to_path_buf()
 }
 
 /// Whether this host mounts a v1 hierarchy with `controller`.
@@ -43,12 +82,49 @@ fn has_v1(controller: &str) -> bool {
         .any(|h| h.version == 1 && h.name.split(',').any(|c| c == controller))
 }
 
+/// The cgroup version that gives containers `controller` here: 1 where a
+/// v1 hierarchy of it is mounted, 2 on a pure v2 host whose cgroup beneath
+/// which containers go (the parent of ours) delegates it, else none.
+fn version_of(controller: &str) -> Option<u8> {
+    if has_v1(controller) {
+        return Some(1);
+    }
+    let layout = Layout::detect().ok()?;
+    if layout.mode() != Some(Mode::V2) {
+        return None;
+    }
+    let probe = layout.place(None, "probe").ok()?;
+    let parent = probe.unified()?.parent()?;
+    let enabled = std::fs::read_to_string(parent.join("cgroup.subtree_control")).ok()?;
+    enabled
+        .split_whitespace()
+        .any(|c| c == controller)
+        .then_some(2)
+}
+
 /// Skips (returning from the test) unless the host mounts v1 `controller`s.
 macro_rules! require_v1 {
     ($($c:expr),+) => {
         $(
             if !has_v1($c) {
                 eprintln!("SKIPPED: no cgroup v1 {} hierarchy on this host", $c);
+                return;
+            }
+        )+
+    };
+}
+
+/// Skips (returning from the test) unless containers get `controller`s
+/// here, from a v1 hierarchy or delegated on cgroup v2.
+macro_rules! require_controller {
+    ($($c:expr),+) => {
+        $(
+            if version_of($c).is_none() {
+                eprintln!(
+                    "SKIPPED: containers get no {} controller here (no v1 hierarchy of it, \
+                     and cgroup v2 does not delegate it)",
+                    $c
+                );
                 return;
             }
         )+
@@ -115,31 +191,45 @@ fn eventually(what: &str, mut f: impl FnMut() -> bool) {
 #[test]
 fn memory_limits_are_applied() {
     require_root!();
-    require_v1!("memory");
+    require_controller!("memory");
     let rt = Runtime::new();
     let mut b = sleeper();
+    let v1 = version_of("memory") == Some(1);
     b.edit(|c| {
         c["linux"]["resources"]["memory"] = json!({
             "limit": 64 << 20, "reservation": 32 << 20, "swap": 128 << 20,
-            "swappiness": 17, "disableOOMKiller": false
+            "disableOOMKiller": false
         });
+        // cgroup v2 has no per-cgroup swappiness.
+        if v1 {
+            c["linux"]["resources"]["memory"]["swappiness"] = json!(17);
+        }
     });
     let id = rt.id("mem");
     start(&rt, &b, &id);
-    let d = dir(&rt, &id, "memory");
-    assert_eq!(
-        read(d.join("memory.limit_in_bytes")),
-        (64u64 << 20).to_string()
-    );
-    assert_eq!(
-        read(d.join("memory.soft_limit_in_bytes")),
-        (32u64 << 20).to_string()
-    );
-    assert_eq!(
-        read(d.join("memory.memsw.limit_in_bytes")),
-        (128u64 << 20).to_string()
-    );
-    assert_eq!(read(d.join("memory.swappiness")), "17");
+    match cg(&rt, &id, "memory") {
+        Cg::V1(d) => {
+            assert_eq!(
+                read(d.join("memory.limit_in_bytes")),
+                (64u64 << 20).to_string()
+            );
+            assert_eq!(
+                read(d.join("memory.soft_limit_in_bytes")),
+                (32u64 << 20).to_string()
+            );
+            assert_eq!(
+                read(d.join("memory.memsw.limit_in_bytes")),
+                (128u64 << 20).to_string()
+            );
+            assert_eq!(read(d.join("memory.swappiness")), "17");
+        }
+        Cg::V2(d) => {
+            assert_eq!(read(d.join("memory.max")), (64u64 << 20).to_string());
+            assert_eq!(read(d.join("memory.low")), (32u64 << 20).to_string());
+            // memory.swap.max holds the swap alone: 128 MiB - 64 MiB.
+            assert_eq!(read(d.join("memory.swap.max")), (64u64 << 20).to_string());
+        }
+    }
     let paths = recorded(&rt, &id);
     rt.ok(&["delete", "--force", &id]);
     assert_removed(&paths);
@@ -172,7 +262,7 @@ fn kernel_memory_is_applied_or_refused_clearly() {
 #[test]
 fn cpu_and_cpuset_are_applied() {
     require_root!();
-    require_v1!("cpu", "cpuset");
+    require_controller!("cpu", "cpuset");
     let rt = Runtime::new();
     let mut b = sleeper();
     b.edit(|c| {
@@ -182,12 +272,21 @@ fn cpu_and_cpuset_are_applied() {
     });
     let id = rt.id("cpu");
     let pid = start(&rt, &b, &id);
-    let d = dir(&rt, &id, "cpu");
-    assert_eq!(read(d.join("cpu.shares")), "256");
-    assert_eq!(read(d.join("cpu.cfs_quota_us")), "30000");
-    assert_eq!(read(d.join("cpu.cfs_period_us")), "60000");
+    match cg(&rt, &id, "cpu") {
+        Cg::V1(d) => {
+            assert_eq!(read(d.join("cpu.shares")), "256");
+            assert_eq!(read(d.join("cpu.cfs_quota_us")), "30000");
+            assert_eq!(read(d.join("cpu.cfs_period_us")), "60000");
+        }
+        Cg::V2(d) => {
+            // runc's conversion of 256 shares: 1 + (256 - 2) * 9999 / 262142.
+            assert_eq!(read(d.join("cpu.weight")), "10");
+            assert_eq!(read(d.join("cpu.max")), "30000 60000");
+        }
+    }
     let cs = dir(&rt, &id, "cpuset");
     assert_eq!(read(cs.join("cpuset.cpus")), "0");
+    assert_eq!(read(cs.join("cpuset.mems")), "0");
     // The kernel holds the process to CPU 0.
     let status = read(format!("/proc/{pid}/status"));
     assert!(
@@ -199,28 +298,29 @@ fn cpu_and_cpuset_are_applied() {
 #[test]
 fn cpuset_is_inherited_when_not_given() {
     require_root!();
-    require_v1!("cpuset");
+    require_controller!("cpuset");
     let rt = Runtime::new();
     let b = sleeper();
     let id = rt.id("cpuset");
     start(&rt, &b, &id);
-    let cs = dir(&rt, &id, "cpuset");
-    let parent = cs.parent().unwrap();
-    assert_eq!(
-        read(cs.join("cpuset.cpus")),
-        read(parent.join("cpuset.cpus"))
-    );
-    assert_eq!(
-        read(cs.join("cpuset.mems")),
-        read(parent.join("cpuset.mems"))
-    );
-    assert!(!read(cs.join("cpuset.cpus")).is_empty());
+    let cs = cg(&rt, &id, "cpuset");
+    let parent = cs.dir().parent().unwrap();
+    // v1 cpusets start empty (and take no process) unless given the
+    // parent's; on v2 an empty cpuset uses the parent's effective one.
+    let files = match cs {
+        Cg::V1(_) => ["cpuset.cpus", "cpuset.mems"],
+        Cg::V2(_) => ["cpuset.cpus.effective", "cpuset.mems.effective"],
+    };
+    for f in files {
+        assert_eq!(read(cs.join(f)), read(parent.join(f)), "{f}");
+        assert!(!read(cs.join(f)).is_empty(), "{f}");
+    }
 }
 
 #[test]
 fn pids_limit_contains_a_fork_bomb() {
     require_root!();
-    require_v1!("pids");
+    require_controller!("pids");
     let rt = Runtime::new();
     let mut b = busybox();
     // Far more processes than the limit allows (bounded, so that a broken
@@ -271,7 +371,9 @@ fn block_device() -> Option<(u64, u64)> {
 #[test]
 fn block_io_weight_and_throttles_are_applied() {
     require_root!();
-    require_v1!("blkio");
+    if version_of("blkio").is_none() {
+        require_controller!("io");
+    }
     let Some((major, minor)) = block_device() else {
         eprintln!("SKIPPED: no block device in /sys/dev/block");
         return;
@@ -287,27 +389,52 @@ fn block_io_weight_and_throttles_are_applied() {
     });
     let id = rt.id("blkio");
     start(&rt, &b, &id);
-    let d = dir(&rt, &id, "blkio");
-    let weight = if d.join("blkio.weight").exists() {
-        read(d.join("blkio.weight"))
+    if has_v1("blkio") {
+        let d = dir(&rt, &id, "blkio");
+        let weight = if d.join("blkio.weight").exists() {
+            read(d.join("blkio.weight"))
+        } else {
+            read(d.join("blkio.bfq.weight"))
+        };
+        assert!(weight.ends_with("300"), "{weight}");
+        assert_eq!(
+            read(d.join("blkio.throttle.read_bps_device")),
+            format!("{major}:{minor} 1048576")
+        );
+        assert_eq!(
+            read(d.join("blkio.throttle.write_iops_device")),
+            format!("{major}:{minor} 77")
+        );
+        return;
+    }
+    let d = dir(&rt, &id, "io");
+    // BFQ's own weight (the blkio scale) where it is loaded, else io.weight
+    // (runc's conversion of 300: 1 + (300 - 10) * 9999 / 990).
+    let weight = if d.join("io.bfq.weight").exists() {
+        read(d.join("io.bfq.weight"))
     } else {
-        read(d.join("blkio.bfq.weight"))
+        read(d.join("io.weight"))
     };
-    assert!(weight.ends_with("300"), "{weight}");
+    let want = if d.join("io.bfq.weight").exists() {
+        "default 300"
+    } else {
+        "default 2930"
+    };
+    assert_eq!(weight.lines().next(), Some(want), "{weight}");
     assert_eq!(
-        read(d.join("blkio.throttle.read_bps_device")),
-        format!("{major}:{minor} 1048576")
-    );
-    assert_eq!(
-        read(d.join("blkio.throttle.write_iops_device")),
-        format!("{major}:{minor} 77")
+        read(d.join("io.max")),
+        format!("{major}:{minor} rbps=1048576 wbps=max riops=max wiops=77")
     );
 }
 
 #[test]
 fn devices_are_denied_unless_allowed() {
     require_root!();
-    require_v1!("devices");
+    // The v1 devices controller, else an eBPF filter on the cgroup2 one.
+    if !has_v1("devices") && Layout::detect().unwrap().mode() == Some(Mode::V1) {
+        eprintln!("SKIPPED: neither a v1 devices hierarchy nor cgroup2 on this host");
+        return;
+    }
     use nix::sys::stat::SFlag;
     let rt = Runtime::new();
     let script = "if true < /testdev/loop0; then echo loop-read; else echo loop-denied; fi; \
@@ -331,7 +458,11 @@ fn devices_are_denied_unless_allowed() {
     let id = rt.id("devallow");
     let out = rt.run_ok(&b, &id);
     assert_eq!(out, "loop-read\nloop-nowrite\nnull-ok\n");
-    // The v1 list the kernel holds.
+    // The v1 list the kernel holds (cgroup v2 has no list to read: the
+    // filter is a BPF program).
+    if !has_v1("devices") {
+        return;
+    }
     let id = rt.id("devlist");
     b.args(&["sleep", "1000"]);
     start(&rt, &b, &id);
@@ -375,37 +506,72 @@ fn mount_point(name: &str) -> PathBuf {
         .mount_point
 }
 
+/// The hierarchy the placement tests look at: memory's where it is v1,
+/// else the unified one.
+fn placement_hierarchy() -> &'static str {
+    if has_v1("memory") { "memory" } else { UNIFIED }
+}
+
+/// Where a relative cgroupsPath goes in hierarchy `name`: beneath our own
+/// cgroup, on pure v2 hosts beneath its parent (ours holds us, so it
+/// cannot pass controllers on).
+fn relative_base(name: &str) -> PathBuf {
+    let own = own(name);
+    if Layout::detect().unwrap().mode() == Some(Mode::V2) {
+        own.parent().unwrap_or(&own).to_path_buf()
+    } else {
+        own
+    }
+}
+
+/// The cgroup of hierarchy `name` in /proc/PID/cgroup text.
+fn proc_cgroup_of(text: &str, name: &str) -> PathBuf {
+    capsa_runtime::cgroups::parse_proc_cgroup(text)
+        .remove(name)
+        .unwrap_or_else(|| panic!("no {name} line in {text}"))
+}
+
 #[test]
 fn relative_and_absolute_cgroups_paths() {
     require_root!();
-    require_v1!("memory");
+    let h = placement_hierarchy();
     let rt = Runtime::new();
     let mut b = sleeper();
-    // Relative: beneath our own cgroup, in every hierarchy.
+    // Relative: beneath our own cgroup (its parent on v2), in every hierarchy.
     let rel = unique("capsa-rel");
     b.edit(|c| c["linux"]["cgroupsPath"] = json!(format!("{rel}/ctr")));
+    // A limit in the innermost: on v2 the directories made on the way pass
+    // their controllers on.
+    let pids = version_of("pids").is_some();
+    if pids {
+        b.edit(|c| c["linux"]["resources"]["pids"] = json!({"limit": 17}));
+    }
     let id = rt.id("rel");
     let pid = start(&rt, &b, &id);
-    let want = mount_point("memory")
-        .join(own("memory").strip_prefix("/").unwrap())
+    let base = relative_base(h);
+    let want = mount_point(h)
+        .join(base.strip_prefix("/").unwrap())
         .join(&rel)
         .join("ctr");
-    assert_eq!(dir(&rt, &id, "memory"), want);
     let paths = recorded(&rt, &id);
+    assert_eq!(paths.dirs[h], want);
+    if pids {
+        assert_eq!(read(dir(&rt, &id, "pids").join("pids.max")), "17");
+    }
     assert_eq!(
         paths
             .created
             .iter()
-            .filter(|d| d.starts_with(mount_point("memory")))
+            .filter(|d| d.starts_with(mount_point(h)))
             .count(),
         2
     );
     let proc_cgroup = read(format!("/proc/{pid}/cgroup"));
-    let mem_line = proc_cgroup
-        .lines()
-        .find(|l| l.contains(":memory:"))
-        .unwrap();
-    assert!(mem_line.ends_with(&format!("{rel}/ctr")), "{mem_line}");
+    assert_eq!(
+        proc_cgroup_of(&proc_cgroup, h),
+        base.join(&rel).join("ctr"),
+        "{proc_cgroup}"
+    );
     rt.ok(&["delete", "--force", &id]);
     assert_removed(&paths);
 
@@ -414,14 +580,14 @@ fn relative_and_absolute_cgroups_paths() {
     b.edit(|c| c["linux"]["cgroupsPath"] = json!(abs));
     let id = rt.id("abs");
     let pid = start(&rt, &b, &id);
-    let d = dir(&rt, &id, "memory");
-    assert_eq!(d, mount_point("memory").join(&abs[1..]));
+    let paths = recorded(&rt, &id);
+    assert_eq!(paths.dirs[h], mount_point(h).join(&abs[1..]));
     let proc_cgroup = read(format!("/proc/{pid}/cgroup"));
-    assert!(
-        proc_cgroup.contains(&format!(":memory:{abs}")),
+    assert_eq!(
+        proc_cgroup_of(&proc_cgroup, h),
+        PathBuf::from(&abs),
         "{proc_cgroup}"
     );
-    let paths = recorded(&rt, &id);
     rt.ok(&["delete", "--force", &id]);
     assert_removed(&paths);
 }
@@ -438,10 +604,12 @@ fn the_default_cgroup_is_named_after_the_id() {
     assert_eq!(paths.mode, layout.mode());
     for (name, d) in &paths.dirs {
         let h = layout.hierarchies.iter().find(|h| &h.name == name).unwrap();
-        let own = own(name);
+        let base = relative_base(name);
         assert_eq!(
             *d,
-            h.mount_point.join(own.strip_prefix("/").unwrap()).join(&id),
+            h.mount_point
+                .join(base.strip_prefix("/").unwrap())
+                .join(&id),
             "{name}"
         );
     }
@@ -541,7 +709,7 @@ fn pause_stops_every_process_and_resume_restarts_them() {
 #[test]
 fn update_changes_live_values() {
     require_root!();
-    require_v1!("memory", "cpu", "pids");
+    require_controller!("memory", "cpu", "pids");
     let rt = Runtime::new();
     let mut b = sleeper();
     b.edit(|c| {
@@ -551,8 +719,31 @@ fn update_changes_live_values() {
     let id = rt.id("upd");
     start(&rt, &b, &id);
     let mem = dir(&rt, &id, "memory");
-    let cpu = dir(&rt, &id, "cpu");
+    let cpu = cg(&rt, &id, "cpu");
     let pids = dir(&rt, &id, "pids");
+    let (limit, soft) = match cg(&rt, &id, "memory") {
+        Cg::V1(_) => ("memory.limit_in_bytes", "memory.soft_limit_in_bytes"),
+        Cg::V2(_) => ("memory.max", "memory.low"),
+    };
+    // Quota, period and shares: v1's files, or v2's cpu.max and the
+    // weight runc converts the shares to (12 for 300, 39 for 1000).
+    let cpu_state = || match &cpu {
+        Cg::V1(d) => format!(
+            "{} {} shares {}",
+            read(d.join("cpu.cfs_quota_us")),
+            read(d.join("cpu.cfs_period_us")),
+            read(d.join("cpu.shares"))
+        ),
+        Cg::V2(d) => format!(
+            "{} weight {}",
+            read(d.join("cpu.max")),
+            read(d.join("cpu.weight"))
+        ),
+    };
+    let want_cpu = |shares: u32, weight: u32| match &cpu {
+        Cg::V1(_) => format!("25000 50000 shares {shares}"),
+        Cg::V2(_) => format!("25000 50000 weight {weight}"),
+    };
     rt.ok(&[
         "update",
         "--memory",
@@ -569,17 +760,9 @@ fn update_changes_live_values() {
         "42",
         &id,
     ]);
-    assert_eq!(
-        read(mem.join("memory.limit_in_bytes")),
-        (256u64 << 20).to_string()
-    );
-    assert_eq!(
-        read(mem.join("memory.soft_limit_in_bytes")),
-        (128u64 << 20).to_string()
-    );
-    assert_eq!(read(cpu.join("cpu.cfs_quota_us")), "25000");
-    assert_eq!(read(cpu.join("cpu.cfs_period_us")), "50000");
-    assert_eq!(read(cpu.join("cpu.shares")), "300");
+    assert_eq!(read(mem.join(limit)), (256u64 << 20).to_string());
+    assert_eq!(read(mem.join(soft)), (128u64 << 20).to_string());
+    assert_eq!(cpu_state(), want_cpu(300, 12));
     assert_eq!(read(pids.join("pids.max")), "42");
     // A resources JSON on standard input; what it leaves out stays.
     let mut child = rt
@@ -601,9 +784,9 @@ fn update_changes_live_values() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(read(mem.join("memory.limit_in_bytes")), "99999744");
-    assert_eq!(read(cpu.join("cpu.shares")), "1000");
-    assert_eq!(read(cpu.join("cpu.cfs_quota_us")), "25000");
+    // Both versions round the limit down to a page.
+    assert_eq!(read(mem.join(limit)), "99999744");
+    assert_eq!(cpu_state(), want_cpu(1000, 39));
     // The saved config records the merged resources.
     let saved: Value =
         serde_json::from_str(&read(rt.root().join(&id).join("config.json"))).unwrap();
@@ -623,8 +806,11 @@ fn update_changes_live_values() {
     assert!(err.contains("--memory") && err.contains("12x"), "{err}");
     let err = rt.fails(&["update", &id]);
     assert!(err.contains("nothing to update"), "{err}");
-    let err = rt.fails(&["update", "--cpu-shares", "1", &id]);
-    assert!(err.contains("linux.resources.cpu.shares"), "{err}");
+    if let Cg::V1(_) = cpu {
+        // The kernel clamps v1 shares to 2 (v2 weights go down to 1).
+        let err = rt.fails(&["update", "--cpu-shares", "1", &id]);
+        assert!(err.contains("linux.resources.cpu.shares"), "{err}");
+    }
     rt.ok(&["kill", &id, "KILL"]);
     rt.wait_status(&id, "stopped");
     let err = rt.fails(&["update", "--memory", "1g", &id]);
@@ -724,7 +910,7 @@ fn events_stats_have_runc_shape() {
 #[test]
 fn events_stream_stats_and_oom_until_the_container_stops() {
     require_root!();
-    require_v1!("memory");
+    require_controller!("memory");
     use nix::sys::stat::SFlag;
     let rt = Runtime::new();
     let mut b = Bundle::busybox();
@@ -775,6 +961,78 @@ fn events_stream_stats_and_oom_until_the_container_stops() {
             .any(|e| e["type"] == "oom" && e["id"] == id.as_str()),
         "{text}"
     );
+    // The kernel's own count of the kill, in the cgroup kept until delete.
+    let kills = match cg(&rt, &id, "memory") {
+        Cg::V1(d) => read(d.join("memory.oom_control")),
+        Cg::V2(d) => read(d.join("memory.events")),
+    };
+    let count = kills
+        .lines()
+        .find_map(|l| l.strip_prefix("oom_kill "))
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(count.is_some_and(|n| n >= 1), "{kills}");
+}
+
+#[test]
+fn exec_and_delete_work_when_the_container_nests_its_cgroups() {
+    require_root!();
+    // What systemd or a container engine inside a container does on
+    // cgroup v2: move its processes into a child cgroup and enable
+    // controllers for the children. The container's own cgroup then holds
+    // no process and may take none ("no internal processes").
+    if Layout::detect().unwrap().mode() != Some(Mode::V2) || version_of("pids").is_none() {
+        eprintln!("SKIPPED: not a pure cgroup v2 host delegating pids");
+        return;
+    }
+    let rt = Runtime::new();
+    let mut b = busybox();
+    b.edit(|c| {
+        for m in c["mounts"].as_array_mut().unwrap() {
+            if m["type"] == "cgroup" {
+                m["options"] = json!(["nosuid", "noexec", "nodev", "relatime", "rw"]);
+            }
+        }
+    });
+    b.sh(
+        "mkdir /sys/fs/cgroup/init && echo 1 > /sys/fs/cgroup/init/cgroup.procs && \
+          echo +pids > /sys/fs/cgroup/cgroup.subtree_control && exec sleep 1000",
+    );
+    let id = rt.id("nest");
+    start(&rt, &b, &id);
+    let d = dir(&rt, &id, "pids");
+    eventually("the container to nest its cgroup", || {
+        std::fs::read_to_string(d.join("cgroup.subtree_control")).is_ok_and(|c| c.contains("pids"))
+    });
+    // exec joins the init's cgroup, as runc does when the container's own
+    // cannot take a process.
+    let out = rt.ok(&["exec", &id, "cat", "/proc/self/cgroup"]);
+    assert_eq!(out, "0::/init\n");
+    // Also into the paused container, where it joins once set up.
+    rt.ok(&["pause", &id]);
+    let tmp = tempfile::tempdir().unwrap();
+    let pid_file = tmp.path().join("pid");
+    let pf = pid_file.display().to_string();
+    let (ok, _, err) = rt.detached(&[
+        "exec",
+        "-d",
+        "--ignore-paused",
+        "--pid-file",
+        &pf,
+        &id,
+        "sleep",
+        "1000",
+    ]);
+    assert!(ok, "{err}");
+    rt.ok(&["resume", &id]);
+    let pid = read(&pid_file);
+    assert!(
+        read(format!("/proc/{pid}/cgroup")).ends_with(&format!("/{id}/init")),
+        "{}",
+        read(format!("/proc/{pid}/cgroup"))
+    );
+    let paths = recorded(&rt, &id);
+    rt.ok(&["delete", "--force", &id]);
+    assert_removed(&paths);
 }
 
 #[test]
@@ -806,24 +1064,70 @@ fn kill_all_signals_every_process() {
     assert_removed(&paths);
 }
 
+/// Free 2 MiB huge pages of the host.
+fn free_huge_pages() -> u64 {
+    read("/proc/meminfo")
+        .lines()
+        .find_map(|l| l.strip_prefix("HugePages_Free:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 #[test]
-fn hugetlb_without_a_delegated_controller_is_refused_clearly() {
+fn hugetlb_limits_are_applied_or_refused_clearly() {
     require_root!();
-    let hs = capsa_runtime::cgroups::host_hierarchies().unwrap();
-    if hs.iter().any(|h| h.name.split(',').any(|c| c == "hugetlb")) {
-        eprintln!("SKIPPED: this host has a v1 hugetlb hierarchy");
-        return;
-    }
     let rt = Runtime::new();
-    let mut b = Bundle::busybox();
+    let mut b = busybox();
     b.edit(|c| {
         c["linux"]["resources"]["hugepageLimits"] = json!([{"pageSize": "2MB", "limit": 2097152}]);
     });
+    let Some(version) = version_of("hugetlb") else {
+        // No hugetlb controller: refused, naming the field and the controller.
+        let id = rt.id("huge");
+        let (code, _, err) = rt.run(&b, &id);
+        assert_ne!(code, 0);
+        assert!(err.contains("linux.resources.hugepageLimits"), "{err}");
+        assert!(err.contains("hugetlb"), "{err}");
+        return;
+    };
+    // One page allowed: a second one, in a hugetlbfs of the container's
+    // own, is refused.
+    b.edit(|c| {
+        c["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/hp", "type": "hugetlbfs", "source": "hugetlbfs",
+            "options": ["pagesize=2M"]
+        }));
+    });
+    b.sh("fallocate -l 2097152 /hp/a && echo one; \
+          fallocate -l 2097152 /hp/b && echo two || echo refused; exec sleep 1000");
+    let enforced = free_huge_pages() >= 2;
     let id = rt.id("huge");
-    let (code, _, err) = rt.run(&b, &id);
-    assert_ne!(code, 0);
-    assert!(err.contains("linux.resources.hugepageLimits"), "{err}");
-    assert!(err.contains("hugetlb"), "{err}");
+    start(&rt, &b, &id);
+    let d = dir(&rt, &id, "hugetlb");
+    let (limit, events, current) = if version == 1 {
+        (
+            "hugetlb.2MB.limit_in_bytes",
+            "hugetlb.2MB.failcnt",
+            "hugetlb.2MB.usage_in_bytes",
+        )
+    } else {
+        (
+            "hugetlb.2MB.max",
+            "hugetlb.2MB.events",
+            "hugetlb.2MB.current",
+        )
+    };
+    assert_eq!(read(d.join(limit)), "2097152");
+    if !enforced {
+        eprintln!("SKIPPED (enforcement): fewer than 2 free huge pages on this host");
+        return;
+    }
+    eventually("the second page to be refused", || {
+        let n = read(d.join(events));
+        let n = n.strip_prefix("max ").unwrap_or(&n);
+        n.parse::<u64>().is_ok_and(|n| n >= 1)
+    });
+    assert_eq!(read(d.join(current)), "2097152");
 }
 
 #[test]

@@ -71,6 +71,48 @@ fn create_sends_the_pty_master_over_the_console_socket() {
 }
 
 #[test]
+fn console_sockets_longer_than_a_socket_address_work_for_create_and_exec() {
+    require_root!();
+    if inspect::skip_without_devpts() {
+        return;
+    }
+    let rt = Runtime::new();
+    let b = tty_bundle("echo created; sleep 1000", 24, 80);
+    let dir = tempfile::tempdir().unwrap();
+    let sock = common::long_dir(dir.path(), 150).join("console.sock");
+    let listener = common::listen_at(&sock);
+    let id = rt.id("longconsole");
+    let sock = sock.display().to_string();
+    let (ok, _, err) = rt.detached(&[
+        "create",
+        "--console-socket",
+        &sock,
+        "--bundle",
+        &b.path_str(),
+        &id,
+    ]);
+    assert!(ok, "{err}");
+    let (master, name) = receive_master(&listener);
+    assert!(name.starts_with("/dev/pts/"), "{name}");
+    rt.ok(&["start", &id]);
+    let (ok, _, err) = rt.detached(&[
+        "exec",
+        "-d",
+        "-t",
+        "--console-socket",
+        &sock,
+        &id,
+        "echo",
+        "exec-done",
+    ]);
+    assert!(ok, "{err}");
+    let (exec_master, _) = receive_master(&listener);
+    assert_eq!(read_until_closed(exec_master), "exec-done\n");
+    rt.ok(&["kill", &id, "KILL"]);
+    assert!(read_until_closed(master).starts_with("created\n"));
+}
+
+#[test]
 fn exec_sends_the_pty_master_over_the_console_socket() {
     require_root!();
     if inspect::skip_without_devpts() {

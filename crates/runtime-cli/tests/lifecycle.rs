@@ -49,6 +49,58 @@ fn create_start_state_delete() {
     assert!(rt.fails(&["state", &id]).contains("does not exist"));
 }
 
+/// A 64-character id, as Docker, containerd and Kubernetes give.
+fn long_id(rt: &Runtime, prefix: &str) -> String {
+    let mut id = format!(
+        "{}-{}",
+        common::unique(prefix),
+        "0123456789abcdef".repeat(4)
+    );
+    id.truncate(64);
+    rt.named(&id);
+    id
+}
+
+#[test]
+fn a_root_and_id_longer_than_a_socket_address_work_with_every_command() {
+    require_root!();
+    // Docker's default: /var/run/docker/runtime-runc/moby/<64 hex>/start.sock
+    // is 109 bytes, past the 107 a unix socket address holds.
+    let rt = Runtime::with_long_root(100);
+    let mut b = Bundle::busybox();
+    b.args(&["sleep", "100"]);
+    let id = long_id(&rt, "longpath");
+    let dir = rt.root().join(&id);
+    assert!(dir.join("start.sock").as_os_str().len() > 150);
+    rt.create(&b, &id);
+    assert_eq!(rt.status(&id), "created");
+    rt.ok(&["start", &id]);
+    assert_eq!(rt.status(&id), "running");
+    let out = rt.output(&["exec", &id, "sh", "-c", "echo in-$0", "exec"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "in-exec\n");
+    rt.ok(&["kill", &id, "KILL"]);
+    rt.wait_status(&id, "stopped");
+    rt.ok(&["delete", &id]);
+    assert!(!dir.exists());
+
+    let run_id = long_id(&rt, "longrun");
+    b.sh("echo ran; exit 3");
+    let (code, out, err) = rt.run(&b, &run_id);
+    assert_eq!((code, out.as_str()), (3, "ran\n"), "{err}");
+    // run -d, then delete --force of the running container.
+    let detached_id = long_id(&rt, "longdetached");
+    b.args(&["sleep", "100"]);
+    let (ok, _, err) = rt.detached(&["run", "-d", "--bundle", &b.path_str(), &detached_id]);
+    assert!(ok, "{err}");
+    assert_eq!(rt.status(&detached_id), "running");
+    rt.ok(&["delete", "--force", &detached_id]);
+    assert!(
+        rt.fails(&["state", &detached_id])
+            .contains("does not exist")
+    );
+}
+
 #[test]
 fn missing_executable_fails_create_and_leaves_nothing() {
     require_root!();

@@ -666,37 +666,56 @@ fn cgroup_mount_shows_the_containers_own_cgroup() {
     require_root!();
     let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let host = parse_mountinfo(&host);
+    let v1_memory = host
+        .iter()
+        .any(|e| e.fstype == "cgroup" && e.super_opts.iter().any(|o| o == "memory"));
     let hybrid =
         host.iter().any(|e| e.fstype == "cgroup") && host.iter().any(|e| e.fstype == "cgroup2");
-    if !host
-        .iter()
-        .any(|e| e.fstype == "cgroup" && e.super_opts.iter().any(|o| o == "memory"))
-    {
-        eprintln!("SKIPPED: no cgroup v1 memory hierarchy on this host");
+    let pure_v2 = !host.iter().any(|e| e.fstype == "cgroup")
+        && host
+            .iter()
+            .any(|e| e.fstype == "cgroup2" && e.point == "/sys/fs/cgroup");
+    if !v1_memory && !pure_v2 {
+        eprintln!("SKIPPED: neither a cgroup v1 memory hierarchy nor a pure cgroup v2 host");
         return;
     }
     let rt = Runtime::new();
-    // With a cgroup namespace (the default config).
-    let b =
-        bundle_sh("cat /sys/fs/cgroup/memory/cgroup.procs; cat /proc/self/cgroup | grep memory");
+    // With a cgroup namespace (the default config): the container's cgroup
+    // is the root of what it sees.
+    let b = if pure_v2 {
+        bundle_sh("cat /sys/fs/cgroup/cgroup.procs; cat /proc/self/cgroup")
+    } else {
+        bundle_sh("cat /sys/fs/cgroup/memory/cgroup.procs; cat /proc/self/cgroup | grep memory")
+    };
     let out = rt.run_ok(&b, &rt.id("cgns"));
     let m = parse_mountinfo(section(&out, "mountinfo"));
-    let mem = at(&m, "/sys/fs/cgroup/memory");
-    assert_eq!((mem.fstype.as_str(), mem.root.as_str()), ("cgroup", "/"));
-    assert!(mem.has("ro") && mem.has("nosuid"), "{mem:?}");
-    assert_eq!(at(&m, "/sys/fs/cgroup").fstype, "tmpfs");
-    if hybrid {
-        assert_eq!(at(&m, "/sys/fs/cgroup/unified").fstype, "cgroup2");
-    }
     let script = section(&out, "script");
     assert!(
         script.lines().any(|l| l == "1"),
         "pid 1 is in the ns root: {script}"
     );
-    assert!(script.ends_with(":memory:/\n"), "{script}");
+    if pure_v2 {
+        let cg = at(&m, "/sys/fs/cgroup");
+        assert_eq!((cg.fstype.as_str(), cg.root.as_str()), ("cgroup2", "/"));
+        assert!(cg.has("ro") && cg.has("nosuid"), "{cg:?}");
+        assert!(script.ends_with("\n0::/\n"), "{script}");
+    } else {
+        let mem = at(&m, "/sys/fs/cgroup/memory");
+        assert_eq!((mem.fstype.as_str(), mem.root.as_str()), ("cgroup", "/"));
+        assert!(mem.has("ro") && mem.has("nosuid"), "{mem:?}");
+        assert_eq!(at(&m, "/sys/fs/cgroup").fstype, "tmpfs");
+        if hybrid {
+            assert_eq!(at(&m, "/sys/fs/cgroup/unified").fstype, "cgroup2");
+        }
+        assert!(script.ends_with(":memory:/\n"), "{script}");
+    }
 
     // Without one: a bind mount of the container's own cgroup directory.
-    let mut b = bundle_sh("grep memory /proc/self/cgroup | cut -d: -f3");
+    let mut b = if pure_v2 {
+        bundle_sh("grep '^0::' /proc/self/cgroup | cut -d: -f3")
+    } else {
+        bundle_sh("grep memory /proc/self/cgroup | cut -d: -f3")
+    };
     b.edit(|c| {
         c["linux"]["namespaces"]
             .as_array_mut()
@@ -706,9 +725,17 @@ fn cgroup_mount_shows_the_containers_own_cgroup() {
     let out = rt.run_ok(&b, &rt.id("nocgns"));
     let m = parse_mountinfo(section(&out, "mountinfo"));
     let own = section(&out, "script").trim().to_string();
-    let mem = at(&m, "/sys/fs/cgroup/memory");
-    assert_eq!(mem.root, own, "{mem:?}");
-    assert!(mem.has("ro"), "{mem:?}");
+    let mount = at(
+        &m,
+        if pure_v2 {
+            "/sys/fs/cgroup"
+        } else {
+            "/sys/fs/cgroup/memory"
+        },
+    );
+    assert_eq!(mount.root, own, "{mount:?}");
+    assert!(mount.has("ro"), "{mount:?}");
+    assert_ne!(own, "/");
 }
 
 #[test]

@@ -383,6 +383,52 @@ fn resources_need_a_cgroup_delegated_to_the_user() {
     assert!(out.status.success(), "{}", stderr(&out));
 }
 
+/// Removes a cgroup directory the test made when dropped (retrying while
+/// its last processes exit).
+struct Rmdir(std::path::PathBuf);
+
+impl Drop for Rmdir {
+    fn drop(&mut self) {
+        for _ in 0..100 {
+            if std::fs::remove_dir(&self.0).is_ok() || !self.0.exists() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+/// Creates container `id` of bundle `b` as `user` from a shell that first
+/// moves itself into the cgroup whose `cgroup.procs` is `procs` (as a
+/// login session's shell sits in its scope); panics with the runtime's
+/// error output if it fails.
+fn create_from_cgroup(user: &TestUser, procs: &Path, b: &Bundle, id: &str) {
+    let script = format!(
+        "echo $$ > {} && exec setpriv --reuid {} --regid {} --init-groups -- \
+         env XDG_RUNTIME_DIR={} {} create --bundle {} {id}",
+        procs.display(),
+        user.uid,
+        user.gid,
+        user.runtime_dir.path().display(),
+        bin(),
+        b.path_str()
+    );
+    // The container's init keeps create's stdio: files, not pipes.
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let status = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log.reopen().unwrap())
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(log.path()).unwrap()
+    );
+}
+
 #[test]
 fn limits_apply_in_a_cgroup_delegated_to_the_user() {
     let Some(user) = TestUser::create() else {
@@ -410,17 +456,6 @@ fn limits_apply_in_a_cgroup_delegated_to_the_user() {
         .join(own.trim_start_matches('/'))
         .join(common::unique("capsa-delegated"));
     std::fs::create_dir(&delegated).unwrap();
-    struct Rmdir(std::path::PathBuf);
-    impl Drop for Rmdir {
-        fn drop(&mut self) {
-            for _ in 0..100 {
-                if std::fs::remove_dir(&self.0).is_ok() || !self.0.exists() {
-                    return;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-        }
-    }
     let _rm = Rmdir(delegated.clone());
     for f in ["", "cgroup.procs", "tasks"] {
         user.own(&delegated.join(f));
@@ -429,31 +464,7 @@ fn limits_apply_in_a_cgroup_delegated_to_the_user() {
     b.edit(|c| c["linux"]["resources"] = json!({"pids": {"limit": 42}}));
     let mut cs = Containers::new(&user);
     let id = cs.id("rootless-pids");
-    // The shell moves itself into the delegated cgroup, then becomes the runtime.
-    let script = format!(
-        "echo $$ > {}/cgroup.procs && exec setpriv --reuid {} --regid {} --init-groups -- \
-         env XDG_RUNTIME_DIR={} {} create --bundle {} {id}",
-        delegated.display(),
-        user.uid,
-        user.gid,
-        user.runtime_dir.path().display(),
-        bin(),
-        b.path_str()
-    );
-    // The container's init keeps create's stdio: files, not pipes.
-    let log = tempfile::NamedTempFile::new().unwrap();
-    let status = std::process::Command::new("sh")
-        .args(["-c", &script])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(log.reopen().unwrap())
-        .status()
-        .unwrap();
-    assert!(
-        status.success(),
-        "{}",
-        std::fs::read_to_string(log.path()).unwrap()
-    );
+    create_from_cgroup(&user, &delegated.join("cgroup.procs"), &b, &id);
     let limit = std::fs::read_to_string(delegated.join(&id).join("pids.max")).unwrap();
     assert_eq!(limit.trim(), "42");
     let out = as_user(&user, &["delete", "--force", &id]);
@@ -462,6 +473,88 @@ fn limits_apply_in_a_cgroup_delegated_to_the_user() {
         !delegated.join(&id).exists(),
         "the container's cgroup is removed"
     );
+}
+
+#[test]
+fn limits_apply_in_a_v2_cgroup_delegated_to_the_user() {
+    let Some(user) = TestUser::create() else {
+        return;
+    };
+    // As systemd delegates user@UID.service: a cgroup owned by the user
+    // (with its cgroup.procs, cgroup.subtree_control and cgroup.threads)
+    // with the controllers enabled for its children, and the user's shell
+    // in a leaf of it. The runtime places the container beside that leaf.
+    let layout = capsa_runtime::cgroups::Layout::detect().unwrap();
+    if layout.mode() != Some(capsa_runtime::cgroups::Mode::V2) {
+        eprintln!("SKIPPED: not a pure cgroup v2 host");
+        return;
+    }
+    let root = &layout.hierarchies[0].mount_point;
+    let own = &layout.own[capsa_runtime::cgroups::UNIFIED];
+    let parent = root.join(own.parent().unwrap_or(own).strip_prefix("/").unwrap());
+    let offered = std::fs::read_to_string(parent.join("cgroup.subtree_control")).unwrap();
+    let wanted = ["memory", "pids"];
+    if let Some(c) = wanted
+        .iter()
+        .find(|c| !offered.split_whitespace().any(|o| o == **c))
+    {
+        eprintln!(
+            "SKIPPED: {} does not delegate {c}",
+            parent.join("cgroup.subtree_control").display()
+        );
+        return;
+    }
+    let delegated = parent.join(common::unique("capsa-delegated"));
+    std::fs::create_dir(&delegated).unwrap();
+    let _rm = Rmdir(delegated.clone());
+    std::fs::write(delegated.join("cgroup.subtree_control"), "+memory +pids").unwrap();
+    let shell = delegated.join("shell");
+    std::fs::create_dir(&shell).unwrap();
+    let _rm_shell = Rmdir(shell.clone());
+    for f in [
+        "",
+        "cgroup.procs",
+        "cgroup.subtree_control",
+        "cgroup.threads",
+    ] {
+        user.own(&delegated.join(f));
+    }
+    for f in ["", "cgroup.procs"] {
+        user.own(&shell.join(f));
+    }
+    let mut b = rootless_bundle(&user, "sleep 1000");
+    b.edit(|c| {
+        c["linux"]["resources"] = json!({"memory": {"limit": 64 << 20}, "pids": {"limit": 42}})
+    });
+    let mut cs = Containers::new(&user);
+    let id = cs.id("rootless-v2");
+    create_from_cgroup(&user, &shell.join("cgroup.procs"), &b, &id);
+    let ctr = delegated.join(&id);
+    let read = |f: &str| {
+        std::fs::read_to_string(ctr.join(f))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(read("memory.max"), (64u64 << 20).to_string());
+    assert_eq!(read("pids.max"), "42");
+    let out = as_user(&user, &["start", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let state: Value = serde_json::from_slice(&as_user(&user, &["state", &id]).stdout).unwrap();
+    let init = state["pid"].as_i64().unwrap();
+    let cgroup = std::fs::read_to_string(format!("/proc/{init}/cgroup")).unwrap();
+    assert!(
+        cgroup.trim_end().ends_with(&format!("/{id}")),
+        "the init is in {cgroup}"
+    );
+    // Pause and resume through cgroup.freeze, as the user.
+    for cmd in ["pause", "resume"] {
+        let out = as_user(&user, &[cmd, &id]);
+        assert!(out.status.success(), "{cmd}: {}", stderr(&out));
+    }
+    let out = as_user(&user, &["delete", "--force", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!ctr.exists(), "the container's cgroup is removed");
 }
 
 #[test]

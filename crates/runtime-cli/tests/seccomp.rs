@@ -523,6 +523,27 @@ fn notify_hands_the_listener_the_fd_and_state() {
 }
 
 #[test]
+fn notify_reaches_a_listener_path_longer_than_a_socket_address() {
+    let agent = Agent::start_at(150, |_, _| Answer::Errno(libc::ENOMSG));
+    assert!(agent.path.as_os_str().len() > 150);
+    let Some(mut b) = bundle(json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": agent.path,
+        "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}],
+    })) else {
+        return;
+    };
+    b.edit(|c| c["root"]["readonly"] = json!(false));
+    let rt = Runtime::new();
+    let (code, out, err) = run_sh(&rt, &mut b, "mkdir /tmp/a; echo mkdir=$?");
+    let report = agent.finish();
+    assert_eq!(code, 0, "{out}{err}{report:?}");
+    assert!(out.contains("mkdir=1"), "{out}");
+    assert!(report.got_fd, "{report:?}");
+    assert_eq!(report.calls, vec![MKDIR as i32]);
+}
+
+#[test]
 fn unknown_names_are_skipped() {
     let Some(mut b) = bundle(allow_but(json!([
         {"names": ["no_such_call_anywhere", "getppid", "s390_runtime_instr"],

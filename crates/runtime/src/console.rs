@@ -20,8 +20,8 @@ use crate::sys;
 /// Connects to the console socket at `path` (done by the runtime before the
 /// container's process is created, while host paths are visible).
 pub fn connect(path: &Path) -> Result<OwnedFd> {
-    let stream = UnixStream::connect(path).ctx("connect to console socket", path)?;
-    Ok(OwnedFd::from(stream))
+    crate::unix_socket::connect_new(nix::sys::socket::SockType::Stream, path)
+        .sys("connect to console socket", path.display())
 }
 
 /// The console ends for a new process: with `terminal`, the connected

@@ -6,7 +6,7 @@
 //! a [`Channel`], records the state and returns while the init process waits
 //! on the start socket. No program is re-executed.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -253,10 +253,11 @@ impl Runtime {
 
         let (parent_chan, child_chan) = Channel::pair()?;
         let start_listener = match mode {
-            Mode::Create => {
-                let path = dir_path.join(crate::state::START_SOCKET);
-                Some(Channel::listen(&path)?)
-            }
+            Mode::Create => Some(Channel::listen(
+                dir_ref.as_fd(),
+                &dir_path,
+                crate::state::START_SOCKET,
+            )?),
             Mode::Attached | Mode::Run => None,
         };
 

@@ -358,7 +358,18 @@ impl Runtime {
         } else {
             target.pid_ns.as_ref()
         };
-        let forked = namespaces::clone_into(pid_ns_now, CloneFlags::empty(), into_cgroup);
+        let mut forked = namespaces::clone_into(pid_ns_now, CloneFlags::empty(), into_cgroup);
+        // A container's own cgroup2 directory takes no process once the
+        // container nests its cgroups: the process goes into its init's.
+        if let Err(Error::Sys {
+            call: "clone3",
+            errno: nix::errno::Errno::EBUSY,
+            ..
+        }) = &forked
+            && let Some(fd) = cg.open_init_cgroup(init_pid)?
+        {
+            forked = namespaces::clone_into(pid_ns_now, CloneFlags::empty(), Some(fd.as_raw_fd()));
+        }
         let pid = match forked {
             Ok(CloneResult::Child) => {
                 drop(parent_chan);
@@ -415,7 +426,7 @@ impl Runtime {
             parent_chan
                 .expect(Msg::Ready)
                 .map_err(|e| Error::Other(format!("exec failed: {e}")))?;
-            cg.add_process(pid)?;
+            cg.add_joining_process(pid, init_pid)?;
             // It freezes on its way to exec; whether exec succeeds is only
             // known once the container is resumed.
             parent_chan.send(&Msg::Start)?;

@@ -28,6 +28,7 @@ pub mod sync;
 pub mod sys;
 pub mod timing;
 pub mod trampoline;
+pub mod unix_socket;
 
 pub use container::{CreateOptions, Runtime};
 pub use error::{Error, Result};

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::Write;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -289,6 +289,13 @@ impl ContainerDir {
     /// flock belongs to the open file, shared by the copies).
     pub fn lock_fd(&self) -> std::os::fd::RawFd {
         self._lock.as_raw_fd()
+    }
+}
+
+/// The open state directory (for names in it whatever its path's length).
+impl AsFd for ContainerDir {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self._lock.as_fd()
     }
 }
 

@@ -5,7 +5,7 @@
 //! Both ends are close-on-exec: when the init process execs the user's program
 //! the runtime reads end-of-file, which is how it learns that exec succeeded.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
 use nix::sys::socket::{self, AddressFamily, MsgFlags, SockFlag, SockType};
@@ -128,29 +128,28 @@ impl Channel {
         Channel(fd)
     }
 
-    /// A listening SOCK_SEQPACKET socket bound at `path` (the start socket).
-    pub fn listen(path: &std::path::Path) -> Result<OwnedFd> {
-        let fd = seqpacket_socket()?;
-        let addr = socket::UnixAddr::new(path)
-            .map_err(|e| Error::sys("bind", path.display().to_string(), e))?;
-        socket::bind(fd.as_raw_fd(), &addr)
-            .map_err(|e| Error::sys("bind", path.display().to_string(), e))?;
+    /// A listening SOCK_SEQPACKET socket bound as `name` in the directory
+    /// `dir`, open at `dir_path` (the start socket; the path may be longer
+    /// than a socket address holds).
+    pub fn listen(dir: BorrowedFd, dir_path: &std::path::Path, name: &str) -> Result<OwnedFd> {
+        let what = || dir_path.join(name).display().to_string();
+        let fd = crate::unix_socket::new(SockType::SeqPacket)
+            .map_err(|e| Error::sys("socket", "AF_UNIX, SOCK_SEQPACKET", e))?;
+        crate::unix_socket::bind_in(fd.as_fd(), dir, dir_path, name)
+            .map_err(|e| Error::sys("bind", what(), e))?;
         socket::listen(
             &fd,
             socket::Backlog::new(8).unwrap_or(socket::Backlog::MAXCONN),
         )
-        .map_err(|e| Error::sys("listen", path.display().to_string(), e))?;
+        .map_err(|e| Error::sys("listen", what(), e))?;
         Ok(fd)
     }
 
     /// Connects to a socket made by [`Channel::listen`].
     pub fn connect(path: &std::path::Path) -> Result<Channel> {
-        let fd = seqpacket_socket()?;
-        let addr = socket::UnixAddr::new(path)
-            .map_err(|e| Error::sys("connect", path.display().to_string(), e))?;
-        socket::connect(fd.as_raw_fd(), &addr)
-            .map_err(|e| Error::sys("connect", path.display().to_string(), e))?;
-        Ok(Channel(fd))
+        crate::unix_socket::connect_new(SockType::SeqPacket, path)
+            .map(Channel)
+            .map_err(|e| Error::sys("connect", path.display().to_string(), e))
     }
 
     /// Accepts one connection on a listening socket.
@@ -339,16 +338,6 @@ impl AsFd for Channel {
     }
 }
 
-fn seqpacket_socket() -> Result<OwnedFd> {
-    socket::socket(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .map_err(|e| Error::sys("socket", "AF_UNIX, SOCK_SEQPACKET", e))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -409,7 +398,8 @@ mod tests {
     fn listen_connect_accept_keep_message_boundaries() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sock");
-        let listener = Channel::listen(&path).unwrap();
+        let dir_fd = std::fs::File::open(dir.path()).unwrap();
+        let listener = Channel::listen(dir_fd.as_fd(), dir.path(), "sock").unwrap();
         let client = Channel::connect(&path).unwrap();
         let server = Channel::accept(&listener).unwrap();
         client.send(&Msg::Start).unwrap();

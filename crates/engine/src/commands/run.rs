@@ -1174,6 +1174,23 @@ fn build(
     {
         bail!("invalid value: {s}, valid memory swappiness range is 0-100");
     }
+    // cgroup v2 has neither a per-cgroup swappiness nor an OOM-killer
+    // switch: Docker warns and drops them.
+    let mut memory_swappiness = f.memory_swappiness.filter(|&s| s >= 0);
+    let mut oom_kill_disable = f.oom_kill_disable.then_some(true);
+    if (memory_swappiness.is_some() || oom_kill_disable.is_some()) && cgroup2_unified() {
+        if memory_swappiness.take().is_some() {
+            eprintln!(
+                "WARNING: Your kernel does not support memory swappiness capabilities or the \
+                 cgroup is not mounted. Memory swappiness discarded."
+            );
+        }
+        if oom_kill_disable.take().is_some() {
+            eprintln!(
+                "WARNING: Your kernel does not support OomKillDisable. OomKillDisable discarded."
+            );
+        }
+    }
     let mut nano_cpus = 0i64;
     if let Some(c) = &f.cpus {
         let v: f64 = c.parse().map_err(|_| anyhow!("invalid argument \"{c}\" for \"--cpus\" flag: failed to parse {c} as a rational number"))?;
@@ -1584,8 +1601,8 @@ fn build(
             .then(|| f.device_cgroup_rule.clone()),
         memory_reservation: reservation,
         memory_swap,
-        memory_swappiness: f.memory_swappiness.filter(|&s| s >= 0),
-        oom_kill_disable: f.oom_kill_disable.then_some(true),
+        memory_swappiness,
+        oom_kill_disable,
         pids_limit: f.pids_limit.filter(|&p| p > 0),
         ulimits: (!ulimits.is_empty()).then_some(ulimits),
         mounts: mount_specs,

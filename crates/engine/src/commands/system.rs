@@ -293,7 +293,11 @@ pub fn info(root: &Path, a: FormatArgs) -> Result<ExitCode> {
         "DriverStatus": [["Backing Filesystem", "overlayfs lower layers"], ["Supports d_type", "true"]],
         "Plugins": {"Volume": ["local"], "Network": ["host", "none"], "Log": ["json-file", "none"]},
         "MemoryLimit": true,
-        "SwapLimit": std::path::Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists(),
+        // v1: swap accounting on; v2: the memory controller (memory.swap.max).
+        "SwapLimit": std::path::Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists()
+            || (cgroup_version == "2"
+                && std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
+                    .is_ok_and(|c| c.split_whitespace().any(|c| c == "memory"))),
         "CpuCfsPeriod": true,
         "CpuCfsQuota": true,
         "CPUShares": true,

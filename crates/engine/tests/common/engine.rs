@@ -209,6 +209,33 @@ impl Drop for Engine {
     }
 }
 
+/// Whether the host is pure cgroup v2 (/sys/fs/cgroup is the cgroup2 root).
+pub fn cgroup_v2_host() -> bool {
+    std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+/// The trimmed content of a cgroup file of container `id`: `v1_file` in
+/// its cgroup of the v1 hierarchy holding `controller` where the host
+/// mounts one (/sys/fs/cgroup/cpu may be a link to cpu,cpuacct), else
+/// `v2_file` in its cgroup2 directory; None where there is no such file.
+pub fn cgroup_file(id: &str, controller: &str, v1_file: &str, v2_file: &str) -> Option<String> {
+    let dirs = Engine::cgroups_of(id);
+    let v1 = std::fs::canonicalize(std::path::Path::new("/sys/fs/cgroup").join(controller))
+        .ok()
+        .filter(|h| h.join("cgroup.procs").exists() && !cgroup_v2_host());
+    let path = match v1 {
+        Some(h) => dirs.iter().find(|d| d.starts_with(&h))?.join(v1_file),
+        None => dirs
+            .iter()
+            .filter(|d| d.join("cgroup.controllers").exists())
+            .map(|d| d.join(v2_file))
+            .find(|f| f.exists())?,
+    };
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
 /// (pid, command line) of the processes whose command line satisfies `f`.
 pub fn processes_matching(f: impl Fn(&str) -> bool) -> Vec<(i32, String)> {
     let me = std::process::id() as i32;

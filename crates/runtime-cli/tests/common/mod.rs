@@ -18,7 +18,7 @@ pub fn bin() -> &'static str {
 
 // Not every test binary uses both.
 #[allow(unused_imports)]
-pub use capsa_testkit::{BUSYBOX, skip_unless_root};
+pub use capsa_testkit::{BUSYBOX, make_busybox_rootfs, skip_unless_root};
 
 /// Skips (returning from the test) unless running as root with busybox.
 #[macro_export]
@@ -46,42 +46,6 @@ pub fn read(path: impl AsRef<Path>) -> String {
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
         .trim()
         .to_string()
-}
-
-/// Makes a busybox root filesystem in `rootfs`: the static binary, a
-/// symlink per applet in /bin, /etc/passwd and /etc/group.
-pub fn make_busybox_rootfs(rootfs: &Path) {
-    for d in [
-        "bin",
-        "etc",
-        "proc",
-        "sys",
-        "dev",
-        "tmp",
-        "root",
-        "home/user",
-    ] {
-        std::fs::create_dir_all(rootfs.join(d)).unwrap();
-    }
-    std::fs::copy(BUSYBOX, rootfs.join("bin/busybox")).unwrap();
-    let list = Command::new(BUSYBOX).arg("--list").output().unwrap();
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        if applet != "busybox" {
-            let _ = std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet));
-        }
-    }
-    std::fs::write(
-        rootfs.join("etc/passwd"),
-        "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
-    )
-    .unwrap();
-    std::fs::write(
-        rootfs.join("etc/group"),
-        "root:x:0:\ntty:x:5:\nuser:x:1000:\nnogroup:x:65534:\n",
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(rootfs.join("tmp"), std::fs::Permissions::from_mode(0o1777)).unwrap();
 }
 
 /// A bundle: a temporary directory with a busybox rootfs and a config.
@@ -153,9 +117,36 @@ impl Bundle {
     }
 }
 
+/// A directory made beneath `base` whose path is at least `len` bytes long
+/// (longer than a unix socket address holds, for `len` > 107).
+pub fn long_dir(base: &Path, len: usize) -> PathBuf {
+    let mut dir = base.to_path_buf();
+    let mut n = 0;
+    while dir.as_os_str().len() < len {
+        n += 1;
+        dir.push(format!("{n}{}", "l".repeat(60)));
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A unix stream socket listening at `path`, whatever its length.
+pub fn listen_at(path: &Path) -> std::os::unix::net::UnixListener {
+    use std::os::fd::AsFd;
+    let dir = path.parent().unwrap();
+    let name = path.file_name().unwrap().to_str().unwrap();
+    let dir_fd = std::fs::File::open(dir).unwrap();
+    let sock = capsa_runtime::unix_socket::new(nix::sys::socket::SockType::Stream).unwrap();
+    capsa_runtime::unix_socket::bind_in(sock.as_fd(), dir_fd.as_fd(), dir, name).unwrap();
+    nix::sys::socket::listen(&sock, nix::sys::socket::Backlog::new(4).unwrap()).unwrap();
+    std::os::unix::net::UnixListener::from(sock)
+}
+
 /// A private state root; deletes (with --force) every container it named.
 pub struct Runtime {
     root: tempfile::TempDir,
+    /// The `--root` given: `root` itself or a directory beneath it.
+    root_path: PathBuf,
     ids: RefCell<Vec<String>>,
     /// Global flags given to every command (after `--root`).
     global: Vec<String>,
@@ -166,11 +157,13 @@ pub struct Runtime {
 impl Runtime {
     /// A runtime with a new, empty state root.
     pub fn new() -> Runtime {
+        let root = tempfile::Builder::new()
+            .prefix("capsa-root-")
+            .tempdir()
+            .unwrap();
         Runtime {
-            root: tempfile::Builder::new()
-                .prefix("capsa-root-")
-                .tempdir()
-                .unwrap(),
+            root_path: root.path().to_path_buf(),
+            root,
             ids: RefCell::new(Vec::new()),
             global: Vec::new(),
             env: Vec::new(),
@@ -189,9 +182,16 @@ impl Runtime {
         rt
     }
 
+    /// A runtime whose state root's path is at least `len` bytes long.
+    pub fn with_long_root(len: usize) -> Runtime {
+        let mut rt = Runtime::new();
+        rt.root_path = long_dir(rt.root.path(), len);
+        rt
+    }
+
     /// The state root.
     pub fn root(&self) -> &Path {
-        self.root.path()
+        &self.root_path
     }
 
     /// A new unique container id, deleted when this value is dropped.
@@ -201,11 +201,16 @@ impl Runtime {
         id
     }
 
+    /// Deletes container `id` too (with --force) when this value is dropped.
+    pub fn named(&self, id: &str) {
+        self.ids.borrow_mut().push(id.to_string());
+    }
+
     /// A `capsa-runtime --root ROOT args...` command.
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(bin());
         c.arg("--root")
-            .arg(self.root.path())
+            .arg(&self.root_path)
             .args(&self.global)
             .args(args);
         for (k, v) in &self.env {

@@ -7,10 +7,12 @@
 //!
 //! It makes a scope's cgroup as systemd does, in the hierarchies systemd
 //! tracks processes in (the cgroup2 one and `name=systemd`), under a root
-//! cgroup of its own beneath the test's (reported through ControlGroup,
-//! as a systemd running in a container would), moves the scope's pids there
-//! through cgroup.procs, and removes it on StopUnit. It never touches a
-//! cgroup it did not create; on drop it removes its whole root.
+//! cgroup of its own beneath the test's (beneath its parent on pure v2
+//! hosts, with the controllers enabled down to the scopes), reported
+//! through ControlGroup as a systemd running in a container would, moves
+//! the scope's pids there through cgroup.procs, and removes it on
+//! StopUnit. It never touches a cgroup it did not create; on drop it
+//! removes its whole root.
 
 use std::collections::BTreeMap;
 use std::io::BufRead as _;
@@ -19,7 +21,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use capsa_runtime::cgroups::{Hierarchy, Layout, UNIFIED};
+use capsa_runtime::cgroups::{Hierarchy, Layout, Mode, UNIFIED};
 use zbus::blocking::{Connection, MessageIterator};
 use zbus::message::Type as MessageType;
 use zbus::zvariant::{ObjectPath, OwnedValue, Value};
@@ -223,17 +225,23 @@ impl Drop for FakeSystemd {
     }
 }
 
-/// The test's own cgroup in the first hierarchy the fake tracks.
+/// The test's own cgroup in the first hierarchy the fake tracks; on pure
+/// v2 hosts its parent, which (holding no process) can pass controllers
+/// on to the slices and scopes made beneath it.
 fn own_cgroup(layout: &Layout) -> PathBuf {
     let first = tracking(layout)
         .into_iter()
         .next()
         .expect("a cgroup hierarchy");
-    layout
+    let own = layout
         .own
         .get(&first.name)
         .cloned()
-        .unwrap_or_else(|| PathBuf::from("/"))
+        .unwrap_or_else(|| PathBuf::from("/"));
+    match layout.mode() {
+        Some(Mode::V2) => own.parent().map_or(own.clone(), Path::to_path_buf),
+        _ => own,
+    }
 }
 
 /// The hierarchies systemd keeps its units' cgroups in: the cgroup2 one
@@ -515,6 +523,14 @@ impl Service {
             }
             for m in missing.into_iter().rev() {
                 std::fs::create_dir(&m).unwrap();
+                // As systemd does above a delegated scope: the slices pass
+                // every controller they have on (none on hybrid hosts).
+                if m != dir {
+                    let have = std::fs::read_to_string(m.join("cgroup.controllers"));
+                    for c in have.iter().flat_map(|h| h.split_whitespace()) {
+                        std::fs::write(m.join("cgroup.subtree_control"), format!("+{c}")).unwrap();
+                    }
+                }
                 made.push(m);
             }
             for pid in &pids {

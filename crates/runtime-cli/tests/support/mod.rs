@@ -120,9 +120,14 @@ pub struct Agent {
 impl Agent {
     /// Starts the agent on a new socket.
     pub fn start(answer: impl Fn(usize, i32) -> Answer + Send + 'static) -> Agent {
+        Agent::start_at(0, answer)
+    }
+
+    /// Starts the agent on a new socket whose path is at least `len` bytes.
+    pub fn start_at(len: usize, answer: impl Fn(usize, i32) -> Answer + Send + 'static) -> Agent {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("agent.sock");
-        let listener = UnixListener::bind(&path).unwrap();
+        let path = crate::common::long_dir(dir.path(), len).join("agent.sock");
+        let listener = crate::common::listen_at(&path);
         let thread = std::thread::spawn(move || serve(listener, answer));
         Agent {
             path,

@@ -4,8 +4,10 @@
 //! The host's layout is detected once per command: pure v2 (one cgroup2 mount
 //! at /sys/fs/cgroup), pure v1, or hybrid (v1 controllers plus a cgroup2 mount
 //! at /sys/fs/cgroup/unified). A relative `cgroupsPath` goes beneath the
-//! caller's own cgroup (from /proc/self/cgroup), an absolute one is used as
-//! given; the runtime only ever writes to and removes directories it created.
+//! caller's own cgroup (from /proc/self/cgroup; on pure v2, beneath its
+//! parent, as runc: the caller's own holds the caller and so cannot pass
+//! controllers on), an absolute one is used as given; the runtime only ever
+//! writes to and removes directories it created.
 //!
 //! Each resource is applied through the hierarchy that holds its controller:
 //! a v1 hierarchy when one is mounted, else the unified one when the
@@ -467,16 +469,58 @@ impl Manager {
 
     /// Moves process `pid` into the container's cgroups (every hierarchy).
     pub fn add_process(&self, pid: Pid) -> Result<()> {
-        let value = pid.to_string();
         for dir in self.paths.dirs.values() {
-            write_raw(dir, "cgroup.procs", &value).map_err(|e| {
-                Error::cgroup(
-                    dir.join("cgroup.procs"),
-                    format!("moving process {pid} in: {e}"),
-                )
-            })?;
+            move_process(dir, pid)?;
         }
         Ok(())
+    }
+
+    /// As [`Manager::add_process`] for a process joining a running
+    /// container (exec) whose init is `init`: where the container's own
+    /// cgroup2 directory takes no process, into the init's.
+    pub fn add_joining_process(&self, pid: Pid, init: Pid) -> Result<()> {
+        match self.add_process(pid) {
+            Err(Error::Cgroup { reason, .. }) if reason.contains(BUSY) => {}
+            r => return r,
+        }
+        match self.init_cgroup(init)? {
+            Some(dir) => move_process(&dir, pid),
+            None => self.add_process(pid),
+        }
+    }
+
+    /// The cgroup2 directory of the container's init when it is beneath
+    /// the container's own, for processes joining the container later: a
+    /// container that nests its cgroups (systemd, or an engine, inside)
+    /// moves its processes into a child cgroup and enables controllers for
+    /// the children, after which (cgroup v2's "no internal processes") its
+    /// own cgroup takes no process (EBUSY); runc then uses the init's.
+    /// `None` on v1 hosts or while the init is in the container's own.
+    pub fn init_cgroup(&self, init: Pid) -> Result<Option<PathBuf>> {
+        let Some(own) = self.paths.unified() else {
+            return Ok(None);
+        };
+        let path = format!("/proc/{init}/cgroup");
+        let text = crate::procfs::read_text(&path).map_err(|e| Error::io("read", &path, e))?;
+        let Some(cgroup) = parse_proc_cgroup(&text).remove(UNIFIED) else {
+            return Ok(None);
+        };
+        let Some(h) = host_hierarchies()?.into_iter().find(|h| h.version == 2) else {
+            return Ok(None);
+        };
+        let Ok(inside) = cgroup.strip_prefix(&h.root) else {
+            return Ok(None);
+        };
+        let dir = h.mount_point.join(inside);
+        let plain = inside
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+        Ok((plain && dir.starts_with(own) && dir != own).then_some(dir))
+    }
+
+    /// [`Manager::init_cgroup`] opened for CLONE_INTO_CGROUP.
+    pub fn open_init_cgroup(&self, init: Pid) -> Result<Option<OwnedFd>> {
+        self.init_cgroup(init)?.map(|d| open_dir(&d)).transpose()
     }
 
     /// Applies `resources` to the existing cgroups (for `update`): only the
@@ -885,6 +929,24 @@ impl Manager {
         }
         Ok(ops)
     }
+}
+
+/// What [`move_process`] says when a cgroup takes no process (EBUSY).
+const BUSY: &str = "the cgroup takes no process (EBUSY)";
+
+/// Writes `pid` to the `cgroup.procs` of `dir`.
+fn move_process(dir: &Path, pid: Pid) -> Result<()> {
+    write_raw(dir, "cgroup.procs", &pid.to_string()).map_err(|e| {
+        let why = if e.raw_os_error() == Some(libc::EBUSY) {
+            BUSY.to_string()
+        } else {
+            e.to_string()
+        };
+        Error::cgroup(
+            dir.join("cgroup.procs"),
+            format!("moving process {pid} in: {why}"),
+        )
+    })
 }
 
 /// Opens a cgroup directory for CLONE_INTO_CGROUP and bpf(2).

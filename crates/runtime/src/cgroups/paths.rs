@@ -172,7 +172,11 @@ impl Layout {
     /// Works out the container's directory in every hierarchy it gets one
     /// in (all of them on v1 and hybrid hosts, the unified one on v2) from
     /// `linux.cgroupsPath`: relative (or absent: the container's id) means
-    /// beneath the caller's own cgroup, absolute means from the root.
+    /// beneath the caller's own cgroup, absolute means from the root. On
+    /// pure v2 hosts a relative path goes beneath the parent of the
+    /// caller's cgroup, as runc does: a cgroup holding processes (and the
+    /// caller's holds at least the caller) cannot pass controllers on to
+    /// its children, so a cgroup beneath it could have none.
     pub fn place(&self, cgroups_path: Option<&Path>, id: &str) -> Result<CgroupPaths> {
         let mode = self.mode().ok_or_else(|| {
             Error::Unsupported(
@@ -192,7 +196,11 @@ impl Layout {
                     .own
                     .get(&h.name)
                     .map_or(Path::new("/"), |p| p.as_path());
-                own.join(&rel)
+                let base = match mode {
+                    Mode::V2 => own.parent().unwrap_or(own),
+                    Mode::V1 | Mode::Hybrid => own,
+                };
+                base.join(&rel)
             };
             let inside = cgroup.strip_prefix(&h.root).map_err(|_| {
                 Error::config(
@@ -571,11 +579,29 @@ mod tests {
             own: parse_proc_cgroup("0::/user.slice/session-1.scope\n"),
         };
         assert_eq!(layout.mode(), Some(Mode::V2));
+        // Beneath the parent of our own cgroup: ours holds us, so no
+        // controller could reach a cgroup beneath it.
         let p = layout.place(None, "c").unwrap();
         assert_eq!(p.dirs.len(), 1);
         assert_eq!(
             p.unified().unwrap(),
-            Path::new("/sys/fs/cgroup/user.slice/session-1.scope/c")
+            Path::new("/sys/fs/cgroup/user.slice/c")
+        );
+        let p = layout.place(Some(Path::new("a/b")), "c").unwrap();
+        assert_eq!(
+            p.unified().unwrap(),
+            Path::new("/sys/fs/cgroup/user.slice/a/b")
+        );
+        let p = layout.place(Some(Path::new("/a/b")), "c").unwrap();
+        assert_eq!(p.unified().unwrap(), Path::new("/sys/fs/cgroup/a/b"));
+        // In the root cgroup (which may hold processes), beneath it.
+        let root = Layout {
+            own: parse_proc_cgroup("0::/\n"),
+            ..layout
+        };
+        assert_eq!(
+            root.place(None, "c").unwrap().unified().unwrap(),
+            Path::new("/sys/fs/cgroup/c")
         );
     }
 

@@ -440,13 +440,15 @@ impl Setup {
         let filter = compile(cfg)?;
         let listener = match (filter.notify, cfg.listener_path()) {
             (true, Some(path)) => {
-                let stream = std::os::unix::net::UnixStream::connect(path).map_err(|e| {
-                    Error::config(
-                        "linux.seccomp.listenerPath",
-                        format!("{}: {e}", path.display()),
-                    )
-                })?;
-                Some(OwnedFd::from(stream))
+                let sock =
+                    crate::unix_socket::connect_new(nix::sys::socket::SockType::Stream, path)
+                        .map_err(|e| {
+                            Error::config(
+                                "linux.seccomp.listenerPath",
+                                format!("{}: {e}", path.display()),
+                            )
+                        })?;
+                Some(sock)
             }
             _ => None,
         };
