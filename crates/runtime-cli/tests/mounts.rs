@@ -991,6 +991,47 @@ fn mounts_without_a_mount_namespace_go_on_the_rootfs_and_leave_with_it() {
 }
 
 #[test]
+fn root_propagation_is_the_container_roots_own() {
+    // Shared and unbindable apply to the container's root once it is the
+    // root (its parent on the host is made private, and an unbindable root
+    // could not be bound as the rootfs): a bind of / then shares new mounts
+    // (shared) or fails (unbindable), as runtime-tools' runtimetest checks.
+    require_root!();
+    let rt = Runtime::new();
+    let mut b = bundle_sh(
+        "awk '$5 == \"/\" && / shared:/' /proc/self/mountinfo | grep -q . && echo root-shared; \
+         if mount -o rbind / /copy 2>/dev/null; then echo bound; else echo unbindable; exit 0; fi; \
+         mount -o bind /src /dst && { [ -e /copy/dst/f ] && echo propagated || echo kept; }",
+    );
+    for d in ["copy", "src", "dst"] {
+        std::fs::create_dir(b.rootfs().join(d)).unwrap();
+    }
+    std::fs::write(b.rootfs().join("src/f"), "").unwrap();
+    for (propagation, want) in [
+        ("shared", "root-shared\nbound\npropagated\n"),
+        ("rshared", "root-shared\nbound\npropagated\n"),
+        ("unbindable", "unbindable\n"),
+        ("runbindable", "unbindable\n"),
+        ("slave", "bound\nkept\n"),
+        ("private", "bound\nkept\n"),
+    ] {
+        b.edit(|c| {
+            c["linux"]["rootfsPropagation"] = json!(propagation);
+            c["linux"].as_object_mut().unwrap().remove("seccomp");
+            for set in ["bounding", "effective", "permitted"] {
+                c["process"]["capabilities"][set]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!("CAP_SYS_ADMIN"));
+            }
+        });
+        let out = rt.run_ok(&b, &rt.id("rootprop"));
+        assert_eq!(section(&out, "script"), want, "{propagation}");
+        assert!(host_mounts_under(b.path()).is_empty(), "{propagation}");
+    }
+}
+
+#[test]
 fn nothing_of_the_container_is_mounted_on_the_host() {
     require_root!();
     let rt = Runtime::new();

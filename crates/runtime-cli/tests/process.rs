@@ -258,6 +258,30 @@ fn scheduler_and_io_priority() {
 }
 
 #[test]
+fn a_capability_the_runtime_lacks_is_named() {
+    // As runc, a capability the runtime itself does not hold (a host that
+    // withholds it) cannot be granted; the error says which.
+    require_root!();
+    if caps_has_sys_resource() {
+        eprintln!("SKIPPED: this host withholds no capability from us (CAP_SYS_RESOURCE is held)");
+        return;
+    }
+    let rt = Runtime::new();
+    let mut b = Bundle::busybox();
+    b.edit(|c| {
+        for set in ["bounding", "effective", "permitted"] {
+            c["process"]["capabilities"][set] = json!(["CAP_KILL", "CAP_SYS_RESOURCE"]);
+        }
+    });
+    let (code, _, err) = rt.run(&b, &rt.id("caplacking"));
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("process.capabilities: CAP_SYS_RESOURCE asked for, but the runtime itself does not hold it"),
+        "{err}"
+    );
+}
+
+#[test]
 fn unknown_capabilities_are_left_out_with_a_warning() {
     // As runc: a capability this runtime (or kernel) does not know is not
     // granted, and the container runs with the rest.

@@ -33,6 +33,10 @@ pub const DEFAULT_CONTAINER_CAPS: &[&str] = &[
     "CAP_AUDIT_WRITE",
 ];
 
+/// CAP_SYS_ADMIN as a bit mask (installing a seccomp filter without
+/// no_new_privs needs it).
+pub const CAP_SYS_ADMIN: u64 = 1 << 21;
+
 /// The capabilities of one process, as bit masks (bit N = capability N).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CapSets {
@@ -118,6 +122,43 @@ impl CapSets {
         Ok(())
     }
 
+    /// These sets with `bits` also effective and permitted, for steps
+    /// between setting them and exec. Exec drops them again (unless the
+    /// configured inheritable, ambient or, for root, bounding set gives
+    /// them back, as it would anyway): the permitted set after exec is made
+    /// from those sets and the file's capabilities alone.
+    pub fn holding_until_exec(&self, bits: u64) -> CapSets {
+        CapSets {
+            effective: self.effective | bits,
+            permitted: self.permitted | bits,
+            ..*self
+        }
+    }
+
+    /// The error of a failed capset: naming the capabilities asked for that
+    /// this process does not hold (a host that withholds some from its
+    /// containers' runtime), when that is why.
+    fn capset_error(&self, e: nix::errno::Errno) -> Error {
+        let held = caps::read(None, CapSet::Permitted).unwrap_or_default();
+        let held = held.iter().fold(0u64, |m, c| m | c.bitmask());
+        let missing: Vec<String> = supported()
+            .iter()
+            .filter(|c| (self.permitted | self.effective) & !held & c.bitmask() != 0)
+            .map(|c| c.to_string())
+            .collect();
+        if e == nix::errno::Errno::EPERM && !missing.is_empty() {
+            return Error::config(
+                "process.capabilities",
+                format!(
+                    "{} asked for, but the runtime itself does not hold {} (capset: EPERM)",
+                    missing.join(", "),
+                    if missing.len() == 1 { "it" } else { "them" }
+                ),
+            );
+        }
+        Error::sys("capset", format!("{self:x?}"), e)
+    }
+
     /// Sets effective, permitted and inheritable at once, then ambient.
     pub fn apply_process_sets(&self) -> Result<()> {
         if self.effective & !self.permitted != 0 {
@@ -127,7 +168,7 @@ impl CapSets {
             ));
         }
         sys::capset(self.effective, self.permitted, self.inheritable)
-            .map_err(|e| Error::sys("capset", format!("{self:x?}"), e))?;
+            .map_err(|e| self.capset_error(e))?;
         // Kernels without ambient capabilities (before 4.3) refuse the clear;
         // there is then nothing to clear.
         if let Err(e) = caps::clear(None, CapSet::Ambient)
@@ -166,6 +207,11 @@ mod tests {
         assert_eq!(to_kernel(&Capability::NetRaw).unwrap(), Cap::CAP_NET_RAW);
         assert_eq!(to_kernel(&Capability::Chown).unwrap(), Cap::CAP_CHOWN);
         assert_eq!(Cap::CAP_CHOWN.bitmask(), 1);
+    }
+
+    #[test]
+    fn sys_admin_bit() {
+        assert_eq!(CAP_SYS_ADMIN, Cap::CAP_SYS_ADMIN.bitmask());
     }
 
     #[test]

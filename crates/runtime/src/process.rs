@@ -3,7 +3,7 @@
 
 use std::convert::Infallible;
 use std::ffi::{CString, OsStr};
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -236,9 +236,16 @@ pub fn find_executable(process: &Process) -> Result<PathBuf> {
 ///
 /// `preserve_fds` descriptors after stdio (3, 4, ...) stay open; all others
 /// are closed by exec.
-/// `seccomp` is the filter with the state JSON its listener gets; it is
-/// installed as late as possible: just before exec when no_new_privs is set,
-/// otherwise before the user switch (installing needs CAP_SYS_ADMIN then).
+///
+/// `seccomp` is the filter with the state JSON its listener gets. It is
+/// installed last, after every step of the runtime's own: the container's
+/// profile may refuse any system call but those of its program, so after
+/// it only the exec of the trampoline follows (and, for a notifying
+/// filter, the hand-off of its descriptor). Without no_new_privs
+/// installing it needs CAP_SYS_ADMIN, which the process then holds in its
+/// effective and permitted sets alone until the exec, which drops it: exec
+/// keeps only what the inheritable, ambient and bounding sets (all as
+/// configured) give back, and the runtime makes no capset after the filter.
 pub fn finalize_and_exec(
     process: &Process,
     exe: &Path,
@@ -261,38 +268,15 @@ pub fn finalize_and_exec(
     let caps = CapSets::from_config(process.capabilities().as_ref())?;
     caps.apply_bounding()?;
     let nnp = process.no_new_privileges().unwrap_or(false);
-    if let Some((filter, state)) = seccomp
-        && !nnp
-    {
-        filter.apply(state)?;
-    }
+    let held = if seccomp.is_some() && !nnp {
+        caps.holding_until_exec(crate::capabilities::CAP_SYS_ADMIN)
+    } else {
+        caps
+    };
 
     let user = process.user();
-    let uid = Uid::from_raw(user.uid());
-    let gid = Gid::from_raw(user.gid());
-    nix::sys::prctl::set_keepcaps(true).sys("prctl", "PR_SET_KEEPCAPS")?;
-    if setgroups_allowed {
-        let groups: Vec<Gid> = user
-            .additional_gids()
-            .iter()
-            .flatten()
-            .map(|g| Gid::from_raw(*g))
-            .collect();
-        setgroups(&groups).sys("setgroups", format!("{groups:?}"))?;
-    } else if user
-        .additional_gids()
-        .as_ref()
-        .is_some_and(|g| !g.is_empty())
-    {
-        return Err(Error::config(
-            "process.user.additionalGids",
-            "cannot set supplementary groups: setgroups is denied in this user namespace",
-        ));
-    }
-    setresgid(gid, gid, gid).sys("setresgid", gid)?;
-    setresuid(uid, uid, uid).sys("setresuid", uid)?;
-    nix::sys::prctl::set_keepcaps(false).sys("prctl", "PR_SET_KEEPCAPS")?;
-    caps.apply_process_sets()?;
+    switch_user(user, setgroups_allowed)?;
+    held.apply_process_sets()?;
 
     if let Some(mask) = user.umask() {
         umask(Mode::from_bits_truncate(mask as libc::mode_t));
@@ -320,20 +304,24 @@ pub fn finalize_and_exec(
     )?;
     keep_fds(keep)?;
     reset_signals()?;
-    if let Some((filter, state)) = seccomp
-        && nnp
-    {
-        filter.apply(state)?;
-    }
+
+    let filter = seccomp.map(|(s, _)| &s.filter);
     // A profile that denies execveat still lets the trampoline be exec'd by
     // its /proc path.
-    let by_path = seccomp.is_some_and(|(s, _)| {
+    let by_path = filter.is_some_and(|f| {
         let fd = trampoline.raw_fd() as u64;
         let empty_path = libc::AT_EMPTY_PATH as u64;
-        !s.filter.allows("execveat", [fd, 0, 0, 0, empty_path, 0])
+        !f.allows("execveat", [fd, 0, 0, 0, empty_path, 0])
     });
-
-    let path = cstring(exe.as_os_str())?;
+    // One that denies the trampoline's fcntl on the channel leaves the
+    // channel close-on-exec: a failed exec of the program then shows only
+    // in its exit status (126 or 127).
+    let report = Some(report).filter(|fd| {
+        filter.is_none_or(|f| {
+            let args = [fd.as_raw_fd() as u64, libc::F_SETFD as u64, 1, 0, 0, 0];
+            f.allows("fcntl", args)
+        })
+    });
     let args: Vec<CString> = process
         .args()
         .iter()
@@ -346,8 +334,42 @@ pub fn finalize_and_exec(
         .flatten()
         .map(|e| cstring(OsStr::new(e)))
         .collect::<Result<_>>()?;
+    let exec = trampoline.prepare(report, cstring(exe.as_os_str())?, args, env, by_path)?;
     crate::timing::stage("init: exec");
-    Err(trampoline.exec(report, &path, &args, &env, by_path))
+    if let Some((filter, state)) = seccomp {
+        filter.apply(state)?;
+    }
+    Err(exec.run())
+}
+
+/// Becomes `user`: supplementary groups (where setgroups is allowed), gid
+/// and uid, keeping the permitted capabilities for the capset that follows.
+fn switch_user(user: &oci_spec::runtime::User, setgroups_allowed: bool) -> Result<()> {
+    let uid = Uid::from_raw(user.uid());
+    let gid = Gid::from_raw(user.gid());
+    nix::sys::prctl::set_keepcaps(true).sys("prctl", "PR_SET_KEEPCAPS")?;
+    if setgroups_allowed {
+        let groups: Vec<Gid> = user
+            .additional_gids()
+            .iter()
+            .flatten()
+            .map(|g| Gid::from_raw(*g))
+            .collect();
+        setgroups(&groups).sys("setgroups", format!("{groups:?}"))?;
+    } else if user
+        .additional_gids()
+        .as_ref()
+        .is_some_and(|g| !g.is_empty())
+    {
+        return Err(Error::config(
+            "process.user.additionalGids",
+            "cannot set supplementary groups: setgroups is denied in this user namespace",
+        ));
+    }
+    setresgid(gid, gid, gid).sys("setresgid", gid)?;
+    setresuid(uid, uid, uid).sys("setresuid", uid)?;
+    nix::sys::prctl::set_keepcaps(false).sys("prctl", "PR_SET_KEEPCAPS")?;
+    Ok(())
 }
 
 /// The number of socket-activation descriptors the process's env passes
@@ -367,7 +389,36 @@ pub fn keep_fds(extra: u32) -> Result<()> {
         // EBADF, which is fine: there is nothing to keep.
         let _ = sys::clear_cloexec(fd);
     }
-    sys::cloexec_from(3 + extra).sys("close_range", format!("{}.., CLOEXEC", 3 + extra))
+    let first = 3 + extra;
+    match sys::cloexec_from(first) {
+        Ok(()) => Ok(()),
+        // Kernels before 5.11 have no CLOSE_RANGE_CLOEXEC (EINVAL), before
+        // 5.9 no close_range (ENOSYS): mark each open descriptor, as runc.
+        Err(e) => cloexec_listed(first).map_err(|walk| {
+            Error::Init(format!(
+                "close_range({first}.., CLOEXEC): {e}; and marking each of /proc/self/fd: {walk}"
+            ))
+        }),
+    }
+}
+
+/// Marks each descriptor from `first` on that /proc/self/fd lists
+/// close-on-exec.
+fn cloexec_listed(first: u32) -> std::io::Result<()> {
+    for entry in std::fs::read_dir("/proc/self/fd")? {
+        let fd: RawFd = match entry?.file_name().to_str().and_then(|n| n.parse().ok()) {
+            Some(fd) => fd,
+            None => continue,
+        };
+        if fd >= first as RawFd {
+            match sys::set_cloexec(fd) {
+                // The directory's own descriptor, closed by now.
+                Ok(()) | Err(nix::errno::Errno::EBADF) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Unblocks every signal and restores default dispositions (the Rust

@@ -3,7 +3,7 @@
 //! Every `unsafe` block of the crate that is not a plain `nix` call lives here,
 //! one small function per system call.
 
-use std::ffi::CStr;
+use std::ffi::{CStr, CString};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
@@ -187,6 +187,57 @@ pub fn capset(effective: u64, permitted: u64, inheritable: u64) -> Result<(), Er
         )
     };
     Errno::result(ret).map(drop)
+}
+
+/// A null-terminated array of C strings (an argv or envp), made ahead of
+/// exec so that the exec itself allocates nothing: after the container's
+/// seccomp filter is installed, even a `brk` may be refused.
+#[derive(Debug)]
+pub struct CStrArray {
+    /// Owns what `ptrs` points into (each CString's bytes are on the heap
+    /// and do not move when this struct does).
+    strings: Vec<CString>,
+    ptrs: Vec<*const libc::c_char>,
+}
+
+impl CStrArray {
+    /// The array of `strings`, terminated by a null pointer.
+    pub fn new(strings: Vec<CString>) -> CStrArray {
+        let mut ptrs: Vec<*const libc::c_char> = strings.iter().map(|s| s.as_ptr()).collect();
+        ptrs.push(std::ptr::null());
+        CStrArray { strings, ptrs }
+    }
+
+    /// The strings, without the terminating null.
+    pub fn strings(&self) -> &[CString] {
+        &self.strings
+    }
+}
+
+/// execve(2) of `path`; returns only on failure, without allocating.
+pub fn execve(path: &CStr, argv: &CStrArray, envp: &CStrArray) -> Errno {
+    // SAFETY: `path` is NUL-terminated; both arrays are null-terminated arrays
+    // of pointers to NUL-terminated strings they own, alive across the call.
+    unsafe { libc::execve(path.as_ptr(), argv.ptrs.as_ptr(), envp.ptrs.as_ptr()) };
+    Errno::last()
+}
+
+/// execveat(2) of the file open as `fd` (AT_EMPTY_PATH); returns only on
+/// failure, without allocating.
+pub fn execveat_fd(fd: BorrowedFd<'_>, argv: &CStrArray, envp: &CStrArray) -> Errno {
+    // SAFETY: as for execve; the empty path is a static NUL-terminated string
+    // and the descriptor is borrowed for the call.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            argv.ptrs.as_ptr(),
+            envp.ptrs.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    Errno::last()
 }
 
 /// Clears FD_CLOEXEC on descriptor `fd` so that it survives exec.

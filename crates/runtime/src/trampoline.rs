@@ -21,7 +21,16 @@
 //! for ENOENT, 126 otherwise, as shells do. The runtime thus still learns why
 //! the program could not be started, and reads end-of-file when it was.
 //!
-//! On x86_64 and aarch64 the trampoline is 142 (180) bytes of machine code
+//! The trampoline runs under the container's seccomp filter, which may refuse
+//! fcntl: then R is `-` ([`NO_REPORT`]), the channel is already close-on-exec
+//! (the runtime reads end-of-file when the trampoline starts), and the
+//! trampoline makes no call but execve (and exit_group when that fails, with
+//! the same exit codes: the reason is then only in the exit status).
+//! Any other argv[0] (a script naming `/proc/self/exe` as its interpreter
+//! reaches the trampoline with that path as argv[0]) makes it exit 126 at
+//! once, running nothing.
+//!
+//! On x86_64 and aarch64 the trampoline is 195 (228) bytes of machine code
 //! in a minimal ELF (one exec of it costs a few tens of microseconds; the
 //! aarch64 code is checked under qemu-aarch64-static by a unit test where
 //! that is installed). Other architectures have no machine code here: there
@@ -30,7 +39,7 @@
 //! [`main_if_invoked`] first thing (slower: the copy costs a few
 //! milliseconds per container start, but is as safe).
 
-use std::ffi::{CStr, CString, OsStr};
+use std::ffi::{CString, OsStr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 
@@ -44,20 +53,30 @@ use crate::error::{Error, Result};
 /// GNU as from:
 ///
 /// ```text
-///     mov  rsi, [rsp+8]          ; argv[0]: the report descriptor, decimal
+///     mov  rsi, [rsp+8]          ; argv[0]: the report descriptor, decimal, or "-"
 ///     xor  edi, edi
+///     xor  r12d, r12d            ; r12 = report fd (0: none)
+///     cmp  byte ptr [rsi], '-'
+///     jne  parse
+///     cmp  byte ptr [rsi+1], 0
+///     jne  bad
+///     jmp  run
 /// parse:
 ///     movzx eax, byte ptr [rsi]
+///     test eax, eax
+///     jz   done                  ; the end of a number
 ///     sub  eax, 48
-///     jb   done                  ; not a digit (or the NUL): done
+///     jb   bad                   ; not a digit: not called by the runtime
 ///     cmp  eax, 9
-///     ja   done
+///     ja   bad
 ///     imul edi, edi, 10
 ///     add  edi, eax
 ///     inc  rsi
 ///     jmp  parse
 /// done:
-///     mov  r12d, edi             ; r12 = report fd
+///     test edi, edi              ; "" or "0"
+///     jz   bad
+///     mov  r12d, edi
 ///     mov  esi, 2                ; fcntl(fd, F_SETFD, FD_CLOEXEC)
 ///     mov  edx, 1
 ///     mov  eax, 72
@@ -65,6 +84,7 @@ use crate::error::{Error, Result};
 ///     mov  bl, 'F'
 ///     test eax, eax
 ///     js   fail
+/// run:
 ///     mov  rdi, [rsp+16]         ; execve(argv[1], argv + 2, envp)
 ///     lea  rsi, [rsp+24]
 ///     mov  rax, [rsp]            ; argc
@@ -75,6 +95,8 @@ use crate::error::{Error, Result};
 /// fail:
 ///     neg  eax                   ; errno
 ///     mov  r13d, eax
+///     test r12d, r12d
+///     jz   quit
 ///     sub  rsp, 8                ; the message: tag, errno (LE)
 ///     mov  [rsp], bl
 ///     mov  [rsp+1], eax
@@ -83,39 +105,56 @@ use crate::error::{Error, Result};
 ///     mov  edx, 5
 ///     mov  eax, 1
 ///     syscall
+/// quit:
 ///     mov  edi, 126              ; exit_group(errno == ENOENT ? 127 : 126)
 ///     mov  ecx, 127
 ///     cmp  r13d, 2
 ///     cmove edi, ecx
 ///     mov  eax, 231
 ///     syscall
+/// bad:
+///     mov  edi, 126              ; exit_group(126): not the runtime's call
+///     mov  eax, 231
+///     syscall
 /// ```
 const X86_64_CODE: &[u8] = &[
-    0x48, 0x8b, 0x74, 0x24, 0x08, 0x31, 0xff, 0x0f, 0xb6, 0x06, 0x83, 0xe8, 0x30, 0x72, 0x0f, 0x83,
-    0xf8, 0x09, 0x77, 0x0a, 0x6b, 0xff, 0x0a, 0x01, 0xc7, 0x48, 0xff, 0xc6, 0xeb, 0xe9, 0x41, 0x89,
-    0xfc, 0xbe, 0x02, 0x00, 0x00, 0x00, 0xba, 0x01, 0x00, 0x00, 0x00, 0xb8, 0x48, 0x00, 0x00, 0x00,
-    0x0f, 0x05, 0xb3, 0x46, 0x85, 0xc0, 0x78, 0x1c, 0x48, 0x8b, 0x7c, 0x24, 0x10, 0x48, 0x8d, 0x74,
-    0x24, 0x18, 0x48, 0x8b, 0x04, 0x24, 0x48, 0x8d, 0x54, 0xc4, 0x10, 0xb8, 0x3b, 0x00, 0x00, 0x00,
-    0x0f, 0x05, 0xb3, 0x58, 0xf7, 0xd8, 0x41, 0x89, 0xc5, 0x48, 0x83, 0xec, 0x08, 0x88, 0x1c, 0x24,
-    0x89, 0x44, 0x24, 0x01, 0x44, 0x89, 0xe7, 0x48, 0x89, 0xe6, 0xba, 0x05, 0x00, 0x00, 0x00, 0xb8,
-    0x01, 0x00, 0x00, 0x00, 0x0f, 0x05, 0xbf, 0x7e, 0x00, 0x00, 0x00, 0xb9, 0x7f, 0x00, 0x00, 0x00,
-    0x41, 0x83, 0xfd, 0x02, 0x0f, 0x44, 0xf9, 0xb8, 0xe7, 0x00, 0x00, 0x00, 0x0f, 0x05,
+    0x48, 0x8b, 0x74, 0x24, 0x08, 0x31, 0xff, 0x45, 0x31, 0xe4, 0x80, 0x3e, 0x2d, 0x75, 0x0c, 0x80,
+    0x7e, 0x01, 0x00, 0x0f, 0x85, 0x9e, 0x00, 0x00, 0x00, 0xeb, 0x41, 0x0f, 0xb6, 0x06, 0x85, 0xc0,
+    0x74, 0x1c, 0x83, 0xe8, 0x30, 0x0f, 0x82, 0x8c, 0x00, 0x00, 0x00, 0x83, 0xf8, 0x09, 0x0f, 0x87,
+    0x83, 0x00, 0x00, 0x00, 0x6b, 0xff, 0x0a, 0x01, 0xc7, 0x48, 0xff, 0xc6, 0xeb, 0xdd, 0x85, 0xff,
+    0x74, 0x75, 0x41, 0x89, 0xfc, 0xbe, 0x02, 0x00, 0x00, 0x00, 0xba, 0x01, 0x00, 0x00, 0x00, 0xb8,
+    0x48, 0x00, 0x00, 0x00, 0x0f, 0x05, 0xb3, 0x46, 0x85, 0xc0, 0x78, 0x1c, 0x48, 0x8b, 0x7c, 0x24,
+    0x10, 0x48, 0x8d, 0x74, 0x24, 0x18, 0x48, 0x8b, 0x04, 0x24, 0x48, 0x8d, 0x54, 0xc4, 0x10, 0xb8,
+    0x3b, 0x00, 0x00, 0x00, 0x0f, 0x05, 0xb3, 0x58, 0xf7, 0xd8, 0x41, 0x89, 0xc5, 0x45, 0x85, 0xe4,
+    0x74, 0x1d, 0x48, 0x83, 0xec, 0x08, 0x88, 0x1c, 0x24, 0x89, 0x44, 0x24, 0x01, 0x44, 0x89, 0xe7,
+    0x48, 0x89, 0xe6, 0xba, 0x05, 0x00, 0x00, 0x00, 0xb8, 0x01, 0x00, 0x00, 0x00, 0x0f, 0x05, 0xbf,
+    0x7e, 0x00, 0x00, 0x00, 0xb9, 0x7f, 0x00, 0x00, 0x00, 0x41, 0x83, 0xfd, 0x02, 0x0f, 0x44, 0xf9,
+    0xb8, 0xe7, 0x00, 0x00, 0x00, 0x0f, 0x05, 0xbf, 0x7e, 0x00, 0x00, 0x00, 0xb8, 0xe7, 0x00, 0x00,
+    0x00, 0x0f, 0x05,
 ];
 
 /// The same for aarch64; made with GNU as (aarch64-linux-gnu-as) from:
 ///
 /// ```text
-///     ldr  x1, [sp, #8]          // argv[0]: the report descriptor, decimal
+///     ldr  x1, [sp, #8]          // argv[0]: the report descriptor, decimal, or "-"
 ///     mov  x19, #0
+///     ldrb w2, [x1]
+///     cmp  w2, #45               // '-'
+///     b.ne parse
+///     ldrb w2, [x1, #1]
+///     cbnz w2, bad
+///     b    run
 /// parse:
 ///     ldrb w2, [x1], #1
+///     cbz  w2, done              // the end of a number
 ///     sub  w2, w2, #48
 ///     cmp  w2, #9
-///     b.hi done                  // not a digit (or the NUL): done
+///     b.hi bad                   // not a digit: not called by the runtime
 ///     mov  x3, #10
 ///     madd x19, x19, x3, x2
 ///     b    parse
 /// done:
+///     cbz  x19, bad              // "" or "0"
 ///     mov  x0, x19               // fcntl(fd, F_SETFD, FD_CLOEXEC)
 ///     mov  x1, #2
 ///     mov  x2, #1
@@ -123,6 +162,7 @@ const X86_64_CODE: &[u8] = &[
 ///     svc  #0
 ///     mov  w20, #70              // 'F'
 ///     tbnz x0, #63, fail
+/// run:
 ///     ldr  x0, [sp, #16]         // execve(argv[1], argv + 2, envp)
 ///     add  x1, sp, #24
 ///     ldr  x3, [sp]              // argc
@@ -133,6 +173,7 @@ const X86_64_CODE: &[u8] = &[
 ///     mov  w20, #88              // 'X'
 /// fail:
 ///     neg  x21, x0               // errno
+///     cbz  x19, quit
 ///     sub  sp, sp, #16           // the message: tag, errno (LE)
 ///     strb w20, [sp]
 ///     strb w21, [sp, #1]
@@ -147,25 +188,33 @@ const X86_64_CODE: &[u8] = &[
 ///     mov  x2, #5
 ///     mov  x8, #64
 ///     svc  #0
+/// quit:
 ///     mov  x0, #126              // exit_group(errno == ENOENT ? 127 : 126)
 ///     mov  x1, #127
 ///     cmp  x21, #2
 ///     csel x0, x1, x0, eq
 ///     mov  x8, #94
 ///     svc  #0
+/// bad:
+///     mov  x0, #126              // exit_group(126): not the runtime's call
+///     mov  x8, #94
+///     svc  #0
 /// ```
 const AARCH64_CODE: &[u8] = &[
-    0xe1, 0x07, 0x40, 0xf9, 0x13, 0x00, 0x80, 0xd2, 0x22, 0x14, 0x40, 0x38, 0x42, 0xc0, 0x00, 0x51,
-    0x5f, 0x24, 0x00, 0x71, 0x88, 0x00, 0x00, 0x54, 0x43, 0x01, 0x80, 0xd2, 0x73, 0x0a, 0x03, 0x9b,
-    0xfa, 0xff, 0xff, 0x17, 0xe0, 0x03, 0x13, 0xaa, 0x41, 0x00, 0x80, 0xd2, 0x22, 0x00, 0x80, 0xd2,
+    0xe1, 0x07, 0x40, 0xf9, 0x13, 0x00, 0x80, 0xd2, 0x22, 0x00, 0x40, 0x39, 0x5f, 0xb4, 0x00, 0x71,
+    0x81, 0x00, 0x00, 0x54, 0x22, 0x04, 0x40, 0x39, 0x02, 0x06, 0x00, 0x35, 0x11, 0x00, 0x00, 0x14,
+    0x22, 0x14, 0x40, 0x38, 0xe2, 0x00, 0x00, 0x34, 0x42, 0xc0, 0x00, 0x51, 0x5f, 0x24, 0x00, 0x71,
+    0x48, 0x05, 0x00, 0x54, 0x43, 0x01, 0x80, 0xd2, 0x73, 0x0a, 0x03, 0x9b, 0xf9, 0xff, 0xff, 0x17,
+    0xd3, 0x04, 0x00, 0xb4, 0xe0, 0x03, 0x13, 0xaa, 0x41, 0x00, 0x80, 0xd2, 0x22, 0x00, 0x80, 0xd2,
     0x28, 0x03, 0x80, 0xd2, 0x01, 0x00, 0x00, 0xd4, 0xd4, 0x08, 0x80, 0x52, 0x20, 0x01, 0xf8, 0xb7,
     0xe0, 0x0b, 0x40, 0xf9, 0xe1, 0x63, 0x00, 0x91, 0xe3, 0x03, 0x40, 0xf9, 0xe2, 0x6f, 0x23, 0x8b,
     0x42, 0x40, 0x00, 0x91, 0xa8, 0x1b, 0x80, 0xd2, 0x01, 0x00, 0x00, 0xd4, 0x14, 0x0b, 0x80, 0x52,
-    0xf5, 0x03, 0x00, 0xcb, 0xff, 0x43, 0x00, 0xd1, 0xf4, 0x03, 0x00, 0x39, 0xf5, 0x07, 0x00, 0x39,
-    0xb6, 0x7e, 0x08, 0x53, 0xf6, 0x0b, 0x00, 0x39, 0xb6, 0x7e, 0x10, 0x53, 0xf6, 0x0f, 0x00, 0x39,
-    0xb6, 0x7e, 0x18, 0x53, 0xf6, 0x13, 0x00, 0x39, 0xe0, 0x03, 0x13, 0xaa, 0xe1, 0x03, 0x00, 0x91,
-    0xa2, 0x00, 0x80, 0xd2, 0x08, 0x08, 0x80, 0xd2, 0x01, 0x00, 0x00, 0xd4, 0xc0, 0x0f, 0x80, 0xd2,
-    0xe1, 0x0f, 0x80, 0xd2, 0xbf, 0x0a, 0x00, 0xf1, 0x20, 0x00, 0x80, 0x9a, 0xc8, 0x0b, 0x80, 0xd2,
+    0xf5, 0x03, 0x00, 0xcb, 0xf3, 0x01, 0x00, 0xb4, 0xff, 0x43, 0x00, 0xd1, 0xf4, 0x03, 0x00, 0x39,
+    0xf5, 0x07, 0x00, 0x39, 0xb6, 0x7e, 0x08, 0x53, 0xf6, 0x0b, 0x00, 0x39, 0xb6, 0x7e, 0x10, 0x53,
+    0xf6, 0x0f, 0x00, 0x39, 0xb6, 0x7e, 0x18, 0x53, 0xf6, 0x13, 0x00, 0x39, 0xe0, 0x03, 0x13, 0xaa,
+    0xe1, 0x03, 0x00, 0x91, 0xa2, 0x00, 0x80, 0xd2, 0x08, 0x08, 0x80, 0xd2, 0x01, 0x00, 0x00, 0xd4,
+    0xc0, 0x0f, 0x80, 0xd2, 0xe1, 0x0f, 0x80, 0xd2, 0xbf, 0x0a, 0x00, 0xf1, 0x20, 0x00, 0x80, 0x9a,
+    0xc8, 0x0b, 0x80, 0xd2, 0x01, 0x00, 0x00, 0xd4, 0xc0, 0x0f, 0x80, 0xd2, 0xc8, 0x0b, 0x80, 0xd2,
     0x01, 0x00, 0x00, 0xd4,
 ];
 
@@ -264,56 +313,92 @@ impl Trampoline {
         self.fd.as_raw_fd()
     }
 
-    /// Execs `path` (relative to the working directory, or absolute) with
-    /// `args` and `env` through the trampoline, which reports a failed exec
-    /// of `path` on `report` (see the module docs). With `by_path` the
-    /// trampoline is exec'd as `/proc/self/fd/N` with execve instead of
-    /// execveat (for seccomp profiles that deny execveat). Returns only if
-    /// the trampoline itself could not be exec'd.
-    pub fn exec(
+    /// Prepares the exec of `path` (relative to the working directory, or
+    /// absolute) with `args` and `env` through the trampoline: everything
+    /// but the exec itself, so that [`Exec::run`] makes one system call and
+    /// allocates nothing (it runs after the container's seccomp filter is
+    /// installed). The trampoline reports a failed exec of `path` on
+    /// `report`, which is left open across the trampoline's own exec; with
+    /// `None` (a filter that refuses the trampoline's fcntl) nothing is
+    /// reported. With `by_path` the trampoline is exec'd as
+    /// `/proc/self/fd/N` with execve instead of execveat (for seccomp
+    /// profiles that deny execveat).
+    pub fn prepare(
         &self,
-        report: BorrowedFd<'_>,
-        path: &CStr,
-        args: &[CString],
-        env: &[CString],
+        report: Option<BorrowedFd<'_>>,
+        path: CString,
+        args: Vec<CString>,
+        env: Vec<CString>,
         by_path: bool,
-    ) -> Error {
-        let report_arg = CString::new(report.as_raw_fd().to_string()).expect("digits");
-        let marker = CString::new(COPY_MARKER).expect("no NUL");
-        let mut argv: Vec<&CStr> = Vec::with_capacity(args.len() + 3);
-        if self.copy {
-            argv.push(&marker);
-        }
-        argv.push(&report_arg);
-        argv.push(path);
-        argv.extend(args.iter().map(|a| a.as_c_str()));
-        // The trampoline marks it close-on-exec again before the real exec.
-        if let Err(e) = crate::sys::clear_cloexec(report.as_raw_fd()) {
-            return Error::sys("fcntl", "F_SETFD of the set-up channel", e);
-        }
-        let via = format!("/proc/self/fd/{}", self.fd.as_raw_fd());
-        let errno = if by_path {
-            let via = CString::new(via.as_str()).expect("no NUL");
-            match nix::unistd::execve(&via, &argv, env) {
-                Err(e) => e,
-                Ok(never) => match never {},
-            }
-        } else {
-            match nix::unistd::fexecve(self.fd.as_fd(), &argv, env) {
-                Err(e) => e,
-                Ok(never) => match never {},
-            }
+    ) -> Result<Exec<'_>> {
+        let report_arg = match report {
+            Some(fd) => CString::new(fd.as_raw_fd().to_string()).expect("digits"),
+            None => CString::new(NO_REPORT).expect("no NUL"),
         };
+        let mut argv = Vec::with_capacity(args.len() + 3);
+        if self.copy {
+            argv.push(CString::new(COPY_MARKER).expect("no NUL"));
+        }
+        argv.push(report_arg);
+        argv.push(path);
+        argv.extend(args);
+        let via = by_path.then(|| {
+            CString::new(format!("/proc/self/fd/{}", self.fd.as_raw_fd())).expect("no NUL")
+        });
+        // The trampoline marks it close-on-exec again before the real exec.
+        if let Some(fd) = report {
+            crate::sys::clear_cloexec(fd.as_raw_fd())
+                .map_err(|e| Error::sys("fcntl", "F_SETFD of the set-up channel", e))?;
+        }
+        Ok(Exec {
+            trampoline: self,
+            via,
+            argv: crate::sys::CStrArray::new(argv),
+            env: crate::sys::CStrArray::new(env),
+        })
+    }
+}
+
+/// argv[0] of the trampoline when it has no descriptor to report on.
+pub const NO_REPORT: &str = "-";
+
+/// An exec through the trampoline, prepared by [`Trampoline::prepare`].
+#[derive(Debug)]
+pub struct Exec<'a> {
+    trampoline: &'a Trampoline,
+    /// `/proc/self/fd/N` when the trampoline is exec'd by path.
+    via: Option<CString>,
+    argv: crate::sys::CStrArray,
+    env: crate::sys::CStrArray,
+}
+
+impl Exec<'_> {
+    /// Execs the trampoline. Returns only if that failed: the system call is
+    /// the only thing done before (the error is made after).
+    pub fn run(&self) -> Error {
+        let errno = match &self.via {
+            Some(via) => crate::sys::execve(via, &self.argv, &self.env),
+            None => crate::sys::execveat_fd(self.trampoline.fd.as_fd(), &self.argv, &self.env),
+        };
+        let program = self
+            .argv
+            .strings()
+            .get(if self.trampoline.copy { 2 } else { 1 })
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let hint = match errno {
             Errno::EACCES => " (is vm.memfd_noexec set to 2?)",
-            Errno::ENOENT if by_path => {
+            Errno::ENOENT if self.via.is_some() => {
                 " (the seccomp profile denies execveat, so the trampoline is exec'd through /proc, which the container lacks)"
             }
             _ => "",
         };
+        let how = match &self.via {
+            Some(via) => via.to_string_lossy().into_owned(),
+            None => "execveat".into(),
+        };
         Error::Init(format!(
-            "exec of the trampoline ({}) for {path:?}: {errno}{hint}",
-            if by_path { via.as_str() } else { "execveat" }
+            "exec of the trampoline ({how}) for {program:?}: {errno}{hint}"
         ))
     }
 }
@@ -379,10 +464,16 @@ pub fn main_if_invoked() {
     if args.next().as_deref() != Some(OsStr::new(COPY_MARKER)) {
         return;
     }
-    let report: RawFd = args
-        .next()
-        .and_then(|a| a.to_str()?.parse().ok())
-        .unwrap_or(-1);
+    // None: NO_REPORT (nothing to mark or write); anything but a positive
+    // number becomes -1, which fails with EBADF: exit 126, nothing run.
+    let report: Option<RawFd> = match args.next() {
+        Some(a) if a == NO_REPORT => None,
+        a => Some(
+            a.and_then(|a| a.to_str()?.parse().ok())
+                .filter(|&fd| fd > 0)
+                .unwrap_or(-1),
+        ),
+    };
     let argv: Vec<CString> = args
         .filter_map(|a| CString::new(a.as_bytes()).ok())
         .collect();
@@ -398,7 +489,7 @@ pub fn main_if_invoked() {
     crate::sys::default_signal(nix::sys::signal::Signal::SIGPIPE);
     // A descriptor number from our caller; a wrong one fails with EBADF
     // and is reported like any failure.
-    let cloexec = crate::sys::set_cloexec(report);
+    let cloexec = report.map_or(Ok(()), crate::sys::set_cloexec);
     let (tag, errno) = match (cloexec, argv.first()) {
         (Err(e), _) => (b'F', e),
         (Ok(()), None) => (b'X', Errno::EFAULT),
@@ -409,7 +500,9 @@ pub fn main_if_invoked() {
     };
     let mut msg = vec![tag];
     msg.extend_from_slice(&(errno as i32 as u32).to_le_bytes());
-    let _ = crate::sys::write_raw(report, &msg);
+    if let Some(report) = report {
+        let _ = crate::sys::write_raw(report, &msg);
+    }
     crate::sys::exit_now(if errno == Errno::ENOENT { 127 } else { 126 })
 }
 
@@ -425,6 +518,16 @@ mod tests {
     /// `args` makes from the number of the channel's child end; returns its
     /// exit code and what it reported on the channel (None: end-of-file).
     fn run(path: &str, args: impl Fn(i32) -> Vec<String>, env: &[&str]) -> (i32, Option<Msg>) {
+        run_reporting(true, path, args, env)
+    }
+
+    /// As [`run`]; without `report` the trampoline gets [`NO_REPORT`].
+    fn run_reporting(
+        report: bool,
+        path: &str,
+        args: impl Fn(i32) -> Vec<String>,
+        env: &[&str],
+    ) -> (i32, Option<Msg>) {
         let t = Trampoline::new(3).unwrap();
         let (parent, child) = Channel::pair().unwrap();
         let path = CString::new(path).unwrap();
@@ -433,10 +536,12 @@ mod tests {
             .map(|a| CString::new(a).unwrap())
             .collect();
         let env: Vec<CString> = env.iter().map(|a| CString::new(*a).unwrap()).collect();
+        let report = report.then(|| child.as_fd());
+        let exec = t.prepare(report, path, args, env, false).unwrap();
         // SAFETY: the child only calls exec and _exit.
         match unsafe { fork() }.unwrap() {
             ForkResult::Child => {
-                let _ = t.exec(child.as_fd(), &path, &args, &env, false);
+                let _ = exec.run();
                 crate::sys::exit_now(99)
             }
             ForkResult::Parent { child: pid } => {
@@ -492,6 +597,42 @@ mod tests {
     }
 
     #[test]
+    fn without_a_report_descriptor_only_the_exit_status_tells() {
+        // The channel stays close-on-exec: end-of-file as the trampoline
+        // starts, and nothing written whether the program starts or not.
+        let args = |fd: i32| {
+            let script = format!("[ ! -e /proc/self/fd/{fd} ] && exit 7");
+            vec!["sh".into(), "-c".into(), script]
+        };
+        assert_eq!(run_reporting(false, "/bin/sh", args, &[]), (7, None));
+        let missing = run_reporting(false, "/no/such/file", |_| strings(&["x"]), &[]);
+        assert_eq!(missing, (127, None));
+        let (code, msg) = run_reporting(false, "/etc/hostname", |_| strings(&["x"]), &[]);
+        assert_eq!((code, msg), (126, None));
+    }
+
+    #[test]
+    fn an_argv0_the_runtime_never_gives_runs_nothing() {
+        // As when a script names /proc/self/exe as its interpreter: exit 126
+        // at once (an exec of the script again would loop forever).
+        use std::os::unix::process::CommandExt;
+        let t = Trampoline::new(3).unwrap();
+        let path = format!("/proc/self/fd/{}", t.raw_fd());
+        for arg0 in ["/proc/self/exe", "", "0", "12x", "-x"] {
+            let out = std::process::Command::new(&path)
+                .arg0(arg0)
+                .args(["/bin/sh", "-c", "echo ran; exit 7"])
+                .output()
+                .unwrap();
+            assert_eq!(
+                (out.status.code(), out.stdout.as_slice()),
+                (Some(126), &b""[..]),
+                "argv[0] {arg0:?}"
+            );
+        }
+    }
+
+    #[test]
     fn the_aarch64_code_works_under_qemu() {
         let Some(qemu) = ["/usr/bin/qemu-aarch64-static", "/usr/bin/qemu-aarch64"]
             .into_iter()
@@ -535,6 +676,39 @@ mod tests {
         let text = run(&["/etc/hostname", "x"]);
         assert_eq!(text.status.code(), Some(126));
         assert_eq!(text.stdout, [b'X', libc::ENOEXEC as u8, 0, 0, 0]);
+        // Without a report descriptor: no fcntl, nothing written.
+        let run_quiet = |args: &[&str]| {
+            std::process::Command::new(qemu)
+                .args(["-0", NO_REPORT])
+                .arg(&t)
+                .args(args)
+                .output()
+                .unwrap()
+        };
+        let ok = run_quiet(&["/bin/sh", "sh", "-c", "exit 7"]);
+        assert_eq!(
+            (ok.status.code(), ok.stdout.as_slice()),
+            (Some(7), &b""[..])
+        );
+        let missing = run_quiet(&["/no/such/program", "x"]);
+        assert_eq!(
+            (missing.status.code(), missing.stdout.as_slice()),
+            (Some(127), &b""[..])
+        );
+        // Not a descriptor number nor "-": nothing runs.
+        for arg0 in ["/proc/self/exe", "0", "1x"] {
+            let out = std::process::Command::new(qemu)
+                .args(["-0", arg0])
+                .arg(&t)
+                .args(["/bin/sh", "sh", "-c", "echo ran; exit 7"])
+                .output()
+                .unwrap();
+            assert_eq!(
+                (out.status.code(), out.stdout.as_slice()),
+                (Some(126), &b""[..]),
+                "argv[0] {arg0:?}"
+            );
+        }
     }
 
     #[test]

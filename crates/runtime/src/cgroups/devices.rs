@@ -80,6 +80,11 @@ pub struct Reduced {
     pub default_allow: bool,
     /// The exceptions and their access bits.
     pub exceptions: BTreeMap<Key, u8>,
+    /// The exceptions' keys in the order they were first given: v1's
+    /// devices.list shows them in the order written, which is then the
+    /// config's (as the runtime-spec's "apply entries in the listed order"
+    /// reads, and runtime-tools checks).
+    pub order: Vec<Key>,
 }
 
 fn number(v: Option<i64>, field: String) -> Result<Option<u32>> {
@@ -185,15 +190,21 @@ pub fn reduce(rules: &[Rule]) -> Result<Reduced> {
     let mut r = Reduced {
         default_allow: false,
         exceptions: BTreeMap::new(),
+        order: Vec::new(),
     };
     for rule in rules {
         match *rule {
             Rule::Reset { allow } => {
                 r.default_allow = allow;
                 r.exceptions.clear();
+                r.order.clear();
             }
             Rule::One { allow, key, access } if allow != r.default_allow => {
-                *r.exceptions.entry(key).or_insert(0) |= access;
+                let bits = r.exceptions.entry(key).or_insert_with(|| {
+                    r.order.push(key);
+                    0
+                });
+                *bits |= access;
             }
             Rule::One { key, access, .. } => {
                 let wider = [
@@ -228,6 +239,7 @@ pub fn reduce(rules: &[Rule]) -> Result<Reduced> {
                     *have &= !access;
                     if *have == 0 {
                         r.exceptions.remove(&key);
+                        r.order.retain(|k| *k != key);
                     }
                 }
             }
@@ -258,7 +270,8 @@ pub fn access_text(bits: u8) -> String {
 }
 
 /// The lines to write to a v1 devices cgroup, in order, as (file, line):
-/// first the reset to the default, then each exception.
+/// first the reset to the default, then each exception in the order the
+/// rules first gave it.
 pub fn v1_writes(r: &Reduced) -> Vec<(&'static str, String)> {
     let (reset, except) = if r.default_allow {
         ("devices.allow", "devices.deny")
@@ -266,8 +279,9 @@ pub fn v1_writes(r: &Reduced) -> Vec<(&'static str, String)> {
         ("devices.deny", "devices.allow")
     };
     let mut out = vec![(reset, "a".to_string())];
-    for (k, bits) in &r.exceptions {
-        out.push((except, format!("{} {}", key_text(k), access_text(*bits))));
+    for k in &r.order {
+        let bits = r.exceptions[k];
+        out.push((except, format!("{} {}", key_text(k), access_text(bits))));
     }
     out
 }
@@ -310,7 +324,50 @@ mod tests {
         .unwrap();
         assert!(!r.default_allow);
         let lines: Vec<String> = v1_writes(&r).into_iter().map(|(_, l)| l).collect();
-        assert_eq!(lines, ["a", "b 8:* r", "c 1:3 rm"]);
+        assert_eq!(lines, ["a", "c 1:3 rm", "b 8:* r"]);
+    }
+
+    #[test]
+    fn exceptions_are_written_in_the_order_first_given() {
+        // The config's rules before the defaults appended after them; a
+        // default the config already named keeps the config's place.
+        let mut all = rules(
+            r#"[{"allow": false, "access": "rwm"},
+                {"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rwm"},
+                {"allow": true, "type": "b", "major": 8, "minor": 20, "access": "rw"},
+                {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "r"},
+                {"allow": true, "type": "b", "major": 10, "minor": 200, "access": "r"}]"#,
+        )
+        .unwrap();
+        all.extend(default_allowed());
+        let lines: Vec<String> = v1_writes(&reduce(&all).unwrap())
+            .into_iter()
+            .map(|(_, l)| l)
+            .collect();
+        assert_eq!(
+            lines[..6],
+            [
+                "a",
+                "c 10:229 rwm",
+                "b 8:20 rw",
+                "c 1:3 rwm",
+                "b 10:200 r",
+                "c *:* m"
+            ]
+        );
+        // Removed and given again: at the end.
+        let again = rules(
+            r#"[{"allow": true, "type": "c", "major": 1, "minor": 3},
+                {"allow": true, "type": "c", "major": 1, "minor": 5},
+                {"allow": false, "type": "c", "major": 1, "minor": 3},
+                {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "r"}]"#,
+        )
+        .unwrap();
+        let lines: Vec<String> = v1_writes(&reduce(&again).unwrap())
+            .into_iter()
+            .map(|(_, l)| l)
+            .collect();
+        assert_eq!(lines, ["a", "c 1:5 rwm", "c 1:3 r"]);
     }
 
     #[test]

@@ -270,6 +270,19 @@ fn propagation_flags(p: Propagation) -> MsFlags {
     }
 }
 
+/// Applies a propagation change to the current root; `what` names it in
+/// errors.
+fn set_root_propagation(p: Propagation, what: &str) -> Result<()> {
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        propagation_flags(p),
+        None::<&str>,
+    )
+    .sys("mount", what)
+}
+
 /// Without a mount namespace of its own, refuses what runc refuses there
 /// (masked and read-only paths: "unable to restrict sys entries") and what
 /// would change the host's own mounts (the propagation of its `/`).
@@ -350,14 +363,17 @@ pub fn begin_rootfs(ctx: &RootfsContext<'_>) -> Result<Option<RootfsSetup>> {
         return bind_rootfs_onto_itself(ctx).map(Some);
     }
     let propagation = root_propagation(ctx.spec)?;
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        propagation_flags(propagation),
-        None::<&str>,
-    )
-    .sys("mount", "/ (linux.rootfsPropagation)")?;
+    // An unbindable root could not be bound below; the container's root
+    // becomes unbindable once it is the root (finish_rootfs).
+    let before = if propagation.kind == MsFlags::MS_UNBINDABLE {
+        Propagation {
+            kind: MsFlags::MS_PRIVATE,
+            ..propagation
+        }
+    } else {
+        propagation
+    };
+    set_root_propagation(before, "/ (linux.rootfsPropagation)")?;
     if propagation.kind == MsFlags::MS_SHARED {
         // pivot_root refuses a new root whose parent mount is shared, and
         // the rootfs bind below would propagate to the host.
@@ -841,6 +857,17 @@ pub fn finish_rootfs(spec: &Spec, prepared: &Prepared) -> Result<()> {
     if let Some(linux) = spec.linux() {
         masks::readonly_paths(&root, linux.readonly_paths().as_deref().unwrap_or_default())?;
         masks::masked_paths(&root, linux.masked_paths().as_deref().unwrap_or_default())?;
+    }
+    // Shared and unbindable propagation are the container root's own: its
+    // parent was made private for the rootfs bind (a shared one would reach
+    // the host) and an unbindable root cannot be bound, so they are applied
+    // to the new root last (after the masks, which bind /dev/null).
+    let propagation = root_propagation(spec)?;
+    if propagation.kind == MsFlags::MS_SHARED || propagation.kind == MsFlags::MS_UNBINDABLE {
+        set_root_propagation(
+            propagation,
+            "/ (linux.rootfsPropagation, the container's root)",
+        )?;
     }
     crate::timing::stage("rootfs finished");
     Ok(())

@@ -536,38 +536,39 @@ impl Setup {
 
     /// Installs the filter on the calling process and hands the notify
     /// descriptor to the listener with `state` (the container's state JSON).
+    /// The message is made before the filter is installed: after it, only
+    /// the hand-off's sendmsg follows.
     pub fn apply(&self, state: &str) -> Result<()> {
-        let notify_fd = self.filter.install()?;
-        if let (Some(fd), Some(listener)) = (&notify_fd, &self.listener) {
+        let message = self.listener.as_ref().map(|_| {
             let state: serde_json::Value = serde_json::from_str(state).unwrap_or_default();
-            send_to_listener(listener, fd, &state, self.metadata.as_deref())?;
+            listener_message(&state, self.metadata.as_deref())
+        });
+        let notify_fd = self.filter.install()?;
+        if let (Some(fd), Some(listener), Some(message)) = (&notify_fd, &self.listener, &message) {
+            send_to_listener(listener, fd, message)?;
         }
         Ok(())
     }
 }
 
-/// Sends the notify descriptor and the container process state to the
-/// seccomp agent (runtime-spec: one message, the JSON as data, the fd by
-/// SCM_RIGHTS).
-pub fn send_to_listener(
-    listener: &OwnedFd,
-    notify_fd: &OwnedFd,
-    state: &serde_json::Value,
-    metadata: Option<&str>,
-) -> Result<()> {
-    let msg = serde_json::json!({
+/// What the seccomp agent gets with the notify descriptor (runtime-spec:
+/// the container process state).
+fn listener_message(state: &serde_json::Value, metadata: Option<&str>) -> String {
+    serde_json::json!({
         "ociVersion": crate::spec::OCI_VERSION,
         "fds": ["seccompFd"],
         "pid": state["pid"],
         "metadata": metadata.unwrap_or(""),
         "state": state,
-    });
-    crate::console::send_fd(
-        listener.as_raw_fd(),
-        notify_fd.as_raw_fd(),
-        &msg.to_string(),
-    )
-    .map_err(|e| {
+    })
+    .to_string()
+}
+
+/// Sends the notify descriptor and `message` (see [`listener_message`]) to
+/// the seccomp agent (runtime-spec: one message, the JSON as data, the fd
+/// by SCM_RIGHTS).
+fn send_to_listener(listener: &OwnedFd, notify_fd: &OwnedFd, message: &str) -> Result<()> {
+    crate::console::send_fd(listener.as_raw_fd(), notify_fd.as_raw_fd(), message).map_err(|e| {
         Error::config(
             "linux.seccomp.listenerPath",
             format!("sending the notify descriptor to the listener (sendmsg): {e}"),
